@@ -1,0 +1,107 @@
+"""Every knob of livegate, read from `LIVEGATE_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+# The real TikTok hosts; `tiktok_url` (or a per-host override) replaces them.
+TIKTOK_WWW = "https://www.tiktok.com"
+TIKTOK_WEBCAST = "https://webcast.tiktok.com"
+TIKTOK_PASSPORT_HOSTS = (
+    "https://web-va.tiktok.com",
+    "https://web-sg.tiktok.com",
+    "https://us.tiktok.com",
+    "https://login-no1a.www.tiktok.com",
+    "https://www.tiktok.com",
+)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIVEGATE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    data_dir: Path = Path(".")
+    database_url: str | None = None
+    redis_url: str | None = None
+    # Comma-separated, newest first. Empty: a key file in data_dir, created on first use.
+    secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    tiktok_url: str | None = None
+    tiktok_www_url: str | None = None
+    tiktok_webcast_url: str | None = None
+    tiktok_passport_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    signer_url: str | None = None
+    signer_api_key: str | None = None
+    upstream_timeout: float = 3.5
+
+    access_token_ttl: int = 3600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    code_ttl: int = 60
+    login_ttl: int = 15 * 60
+    qr_poll_interval: float = 2.0
+    purge_interval: int = 300
+
+    rate_limit_connect: str = "30/minute"
+    rate_limit_calls: str = "600/minute"
+    rate_limit_login: str = "10/minute"
+
+    signup: bool = True
+    secret_grace_period: int = 24 * 3600
+    log_level: str = "info"
+    log_json: bool = False
+
+    def model_post_init(self, __context: object) -> None:
+        for name in ("secret_keys", "tiktok_passport_urls"):
+            setattr(self, name, _split_csv(getattr(self, name)))
+
+    @property
+    def issuer(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'livegate.db').resolve()}"
+
+    @property
+    def www_url(self) -> str:
+        return (self.tiktok_www_url or self.tiktok_url or TIKTOK_WWW).rstrip("/")
+
+    @property
+    def webcast_url(self) -> str:
+        return (self.tiktok_webcast_url or self.tiktok_url or TIKTOK_WEBCAST).rstrip("/")
+
+    @property
+    def passport_urls(self) -> list[str]:
+        if self.tiktok_passport_urls:
+            return [u.rstrip("/") for u in self.tiktok_passport_urls]
+        if self.tiktok_url:
+            return [self.tiktok_url.rstrip("/")]
+        return list(TIKTOK_PASSPORT_HOSTS)
+
+    @cached_property
+    def server_keys(self) -> list[bytes]:
+        """The vault's server keys, newest first, as raw bytes."""
+        if self.secret_keys:
+            return [k.encode() for k in self.secret_keys]
+        path = self.data_dir / "livegate.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return [path.read_text().strip().encode()]

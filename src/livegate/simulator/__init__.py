@@ -1,0 +1,1 @@
+"""A fake TikTok: every TikTok path the gateway uses, under one base URL."""
