@@ -22,11 +22,17 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn serving `app` on 127.0.0.1:`port` until stop()."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, log_level: str = "warning") -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", ws="websockets"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level=log_level,
+            lifespan="on",
+            ws="websockets",
+            log_config=None,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

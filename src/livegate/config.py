@@ -6,10 +6,10 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 # The real TikTok hosts; `tiktok_url` (or a per-host override) replaces them.
 TIKTOK_WWW = "https://www.tiktok.com"

@@ -121,7 +121,10 @@ class Grant(Base):
     client: Mapped[OAuthClient] = relationship(lazy="joined")
     account: Mapped[TikTokAccount] = relationship(lazy="joined")
 
-    __table_args__ = (Index("ix_grants_account", "account_id"), Index("ix_grants_client", "client_pk"))
+    __table_args__ = (
+        Index("ix_grants_account", "account_id"),
+        Index("ix_grants_client", "client_pk"),
+    )
 
 
 class TikTokSession(Base):
@@ -130,9 +133,7 @@ class TikTokSession(Base):
     __tablename__ = "tiktok_sessions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    grant_id: Mapped[int] = mapped_column(
-        ForeignKey("grants.id", ondelete="CASCADE"), unique=True
-    )
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), unique=True)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     # Estimated from sid_guard without calling TikTok.

@@ -15,7 +15,9 @@ DEFAULT_USER_AGENT = (
 
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.upstream_timeout, connect=min(2.0, settings.upstream_timeout)),
+        timeout=httpx.Timeout(
+            settings.upstream_timeout, connect=min(2.0, settings.upstream_timeout)
+        ),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         headers={"User-Agent": DEFAULT_USER_AGENT},
         follow_redirects=False,

@@ -1,0 +1,110 @@
+"""`create_app(settings)`: wires the routers, database, upstream client and limiter."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from livegate.config import Settings
+from livegate.db.engine import Database
+from livegate.housekeeping import purge_loop
+from livegate.login import routes as login_routes
+from livegate.login.service import LoginService
+from livegate.oauth import routes as oauth_routes
+from livegate.oauth.service import OAuthService
+from livegate.tiktok.http import make_http_client
+from livegate.tiktok.passport import PassportClient
+from livegate.vault import Vault
+from livegate.web import STATIC_DIR, SecurityHeaders
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    database = database or Database(settings.db_url)
+    vault = Vault(settings.server_keys)
+    http = make_http_client(settings)
+    oauth = OAuthService(settings, database, vault)
+    passport = PassportClient(http, settings)
+    logins = LoginService(settings, database, oauth, passport)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            if settings.purge_interval > 0:
+                tg.start_soon(purge_loop, settings, database)
+            yield
+            tg.cancel_scope.cancel()
+        await http.aclose()
+
+    app = FastAPI(
+        title="livegate",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.vault = vault
+    app.state.http = http
+    app.state.oauth = oauth
+    app.state.passport = passport
+    app.state.logins = logins
+
+    app.include_router(oauth_routes.router)
+    app.include_router(login_routes.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.add_middleware(SecurityHeaders)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = (
+            f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
+        )
+        if request.url.path.startswith("/webcast"):
+            return JSONResponse({"code": 400, "message": message}, status_code=400)
+        return JSONResponse(
+            {"error": "invalid_request", "error_description": message}, status_code=400
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = str(exc.detail)
+        if request.url.path.startswith("/webcast"):
+            return JSONResponse(
+                {"code": exc.status_code, "message": message}, status_code=exc.status_code
+            )
+        return JSONResponse(
+            {
+                "error": "not_found" if exc.status_code == 404 else "invalid_request",
+                "error_description": message,
+            },
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Never a traceback to the caller; the log has it, redacted by the formatter.
+        log.exception("unhandled %s on %s", type(exc).__name__, request.url.path)
+        if request.url.path.startswith("/webcast"):
+            return JSONResponse({"code": 500, "message": "internal error"}, status_code=500)
+        return JSONResponse(
+            {"error": "server_error", "error_description": "internal error"}, status_code=500
+        )

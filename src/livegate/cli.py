@@ -1,0 +1,268 @@
+"""The `livegate` command: serve, simulator, demo, db, clients, apikeys, keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from livegate.config import Settings
+from livegate.db.engine import Database
+from livegate.db.migrate import upgrade
+from livegate.logs import setup_logging, uvicorn_log_config
+from livegate.oauth import clients as client_service
+
+app = typer.Typer(
+    help="livegate: OAuth 2.0 server and API gateway for TikTok LIVE.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database migrations and housekeeping.", no_args_is_help=True)
+clients_app = typer.Typer(help="OAuth client registrations.", no_args_is_help=True)
+apikeys_app = typer.Typer(help="API keys for the webcast API.", no_args_is_help=True)
+keys_app = typer.Typer(help="Server keys of the session vault.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(clients_app, name="clients")
+app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _database(settings: Settings) -> Database:
+    upgrade(settings.db_url)
+    return Database(settings.db_url)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the gateway (migrations are applied first)."""
+    from livegate.app import create_app
+
+    settings = _settings(host=host, port=port)
+    setup_logging(settings.log_level)
+    database = _database(settings)
+    uvicorn.run(
+        create_app(settings, database),
+        host=host,
+        port=port,
+        log_config=uvicorn_log_config(),
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def simulator(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+) -> None:
+    """Run the TikTok simulator alone."""
+    from livegate.simulator.app import create_simulator_app
+
+    setup_logging("info")
+    uvicorn.run(create_simulator_app(), host=host, port=port, log_config=uvicorn_log_config())
+
+
+@app.command()
+def demo(
+    port: Annotated[
+        int, typer.Option(help="Gateway port; the simulator and sample app take the next two.")
+    ] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Gateway + simulator + a sample app, on the embedded defaults."""
+    from livegate.demo.runner import run_demo
+
+    run_demo(host, port)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration."""
+    settings = _settings()
+    upgrade(settings.db_url)
+    console.print("database is up to date")
+
+
+@db_app.command("purge")
+def db_purge() -> None:
+    """Delete expired codes, tokens, wrappings and pending logins."""
+    from livegate.housekeeping import purge_all
+
+    counts = purge_all(_database(_settings()))
+    _print_json(counts)
+
+
+def _client_dict(row: Any, secret: str | None = None) -> dict[str, Any]:
+    data = client_service.public_info(row)
+    data["created_at"] = row.created_at.isoformat()
+    if secret is not None:
+        data["client_secret"] = secret
+    return data
+
+
+@clients_app.command("create")
+def clients_create(
+    name: Annotated[str, typer.Option(help="The app's name, shown on the consent page.")],
+    redirect_uri: Annotated[
+        list[str], typer.Option(help="A registered redirect URI (repeatable).")
+    ],
+    scope: Annotated[
+        str, typer.Option(help="Space-separated scopes the client may ask for.")
+    ] = "webcast:fetch",
+    public: Annotated[
+        bool, typer.Option("--public", help="A public client: no secret, PKCE required.")
+    ] = False,
+    description: Annotated[str, typer.Option(help="Shown on the consent page.")] = "",
+    logo_url: Annotated[str | None, typer.Option(help="Logo shown on the consent page.")] = None,
+    homepage_url: Annotated[str | None, typer.Option(help="The app's homepage.")] = None,
+    theme: Annotated[str, typer.Option(help="auto, dark or light.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Register a client; its secret is printed once."""
+    database = _database(_settings())
+    try:
+        with database.session() as session:
+            new = client_service.create_client(
+                session,
+                name=name,
+                redirect_uris=redirect_uri,
+                scope=scope,
+                public=public,
+                description=description,
+                logo_url=logo_url,
+                homepage_url=homepage_url,
+                theme=theme,
+            )
+            data = _client_dict(new.row, new.client_secret)
+    except client_service.ClientError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        _print_json(data)
+        return
+    console.print(f"client_id:     {data['client_id']}")
+    if new.client_secret:
+        console.print(f"client_secret: {new.client_secret}  (shown once)")
+
+
+@clients_app.command("list")
+def clients_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List every client."""
+    with _database(_settings()).session() as session:
+        rows = [_client_dict(r) for r in client_service.list_clients(session)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("client_id", "name", "type", "scopes", "redirect URIs")
+    for r in rows:
+        table.add_row(
+            r["client_id"],
+            r["name"],
+            r["client_type"],
+            " ".join(r["supported_scopes"]),
+            "\n".join(r["redirect_uris"]),
+        )
+    console.print(table)
+
+
+def _require_client(session: Any, client_id: str) -> Any:
+    row = client_service.get_client(session, client_id)
+    if row is None:
+        err.print(f"error: no client {client_id}")
+        raise typer.Exit(1)
+    return row
+
+
+@clients_app.command("show")
+def clients_show(client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show one client."""
+    with _database(_settings()).session() as session:
+        data = _client_dict(_require_client(session, client_id))
+    _print_json(data) if as_json else console.print(data)
+
+
+@clients_app.command("rotate-secret")
+def clients_rotate_secret(
+    client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Issue a new secret; the old one works for LIVEGATE_SECRET_GRACE_PERIOD seconds."""
+    settings = _settings()
+    with _database(settings).session() as session:
+        row = _require_client(session, client_id)
+        try:
+            secret = client_service.rotate_secret(session, row, settings.secret_grace_period)
+        except client_service.ClientError as exc:
+            err.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
+        expires = row.previous_secret_expires_at
+    data = {"client_id": client_id, "client_secret": secret, "previous_secret_expires_at": expires}
+    _print_json(data) if as_json else console.print(data)
+
+
+@clients_app.command("delete")
+def clients_delete(
+    client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Delete a client; every grant and token it has dies at once."""
+    with _database(_settings()).session() as session:
+        client_service.delete_client(session, _require_client(session, client_id))
+    _print_json({"deleted": client_id}) if as_json else console.print(f"deleted {client_id}")
+
+
+@apikeys_app.command("create")
+def apikeys_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "",
+    client_id: Annotated[
+        str | None, typer.Option(help="The OAuth client the key belongs to.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create an API key; it is printed once."""
+    from livegate.apikeys import create_api_key
+
+    with _database(_settings()).session() as session:
+        client_pk = _require_client(session, client_id).id if client_id else None
+        key, row = create_api_key(session, name=name, client_pk=client_pk)
+        data = {"id": row.id, "api_key": key, "name": row.name, "client_id": client_id}
+    _print_json(data) if as_json else console.print(f"api_key: {key}  (shown once)")
+
+
+@keys_app.command("status")
+def keys_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """How many session wrappings still depend on each server key."""
+    from livegate.vault import Vault
+
+    settings = _settings()
+    with _database(settings).session() as session:
+        rows = Vault(settings.server_keys).key_status(session)
+    data = [
+        {"key_id": kid, "wrappings": n, "configured": conf, "position": i if conf else None}
+        for i, (kid, n, conf) in enumerate(rows)
+    ]
+    if as_json:
+        _print_json(data)
+        return
+    table = Table("key id", "position", "wrappings", "configured")
+    for d in data:
+        table.add_row(
+            d["key_id"],
+            "newest" if d["position"] == 0 else str(d["position"]),
+            str(d["wrappings"]),
+            "yes" if d["configured"] else "NO",
+        )
+    console.print(table)

@@ -1,0 +1,66 @@
+"""Logging set-up. Every record passes a redaction filter: no token, code, secret, cookie or
+session id reaches a log line, even from libraries that log URLs (uvicorn's access log)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import TextIO
+
+# Query/form parameters whose values are secret, wherever they appear.
+_SECRET_PARAMS = (
+    "code|access_token|refresh_token|token|client_secret|session_id|sessionid|sessionid_ss|"
+    "sid_tt|sid_guard|apiKey|api_key|code_verifier|csrf_token|x-oauth-token|msToken|ttwid"
+)
+_PATTERNS = [
+    (re.compile(rf"(?i)\b({_SECRET_PARAMS})=([^&\s\"';,]+)"), r"\1=[redacted]"),
+    (re.compile(r"\blg_(at|rt|ac|cs|ak)_[A-Za-z0-9_\-]+"), r"lg_\1_[redacted]"),
+    # Pending-login ids are bearer-like: whoever holds one (and the cookie) drives the sign-in.
+    (re.compile(r"(/tiktok/oauth/login/)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
+    (re.compile(r"(/_sim/phone\?token=)[^&\s\"]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/\-]+=*"), r"\1 [redacted]"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Redacts the whole formatted record, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def setup_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers = []
+        lg.propagate = True
+
+
+def uvicorn_log_config() -> dict[str, object]:
+    """uvicorn's own config would replace our handlers; this keeps them."""
+    return {"version": 1, "disable_existing_loggers": False}

@@ -1,0 +1,29 @@
+"""High-entropy credentials: prefixed for secret scanners, stored only as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+ACCESS_TOKEN_PREFIX = "lg_at_"
+REFRESH_TOKEN_PREFIX = "lg_rt_"
+CODE_PREFIX = "lg_ac_"
+CLIENT_ID_PREFIX = "lgc_"
+CLIENT_SECRET_PREFIX = "lg_cs_"
+API_KEY_PREFIX = "lg_ak_"
+
+
+def new_secret(prefix: str, nbytes: int = 32) -> str:
+    return prefix + secrets.token_urlsafe(nbytes)
+
+
+def digest(value: str) -> str:
+    """The stored form of a secret. Plain SHA-256 is enough: every secret has >=256 bits."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def digest_matches(value: str, stored: str | None) -> bool:
+    if not stored:
+        return False
+    return hmac.compare_digest(digest(value), stored)

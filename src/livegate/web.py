@@ -1,0 +1,68 @@
+"""Shared web plumbing: templates, security headers, the Euler JSON envelope."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeaders:
+    """Every response: no framing, no sniffing, no referrer; HTML gets a strict CSP."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("Content-Security-Policy", CSP)
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def envelope(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """The Euler SDKs' response shape around an RFC-shaped body."""
+    if "error" in body and isinstance(body["error"], str):
+        return {
+            "code": status,
+            "message": body.get("error_description") or body["error"],
+            "data": None,
+            "error": {"error": body["error"], "error_description": body.get("error_description")},
+        }
+    data = dict(body)
+    if "scope" in data and "access_token" in data:
+        data["scopes"] = str(data.pop("scope") or "").split()
+    return {"code": status, "message": "OK", "data": data, "error": None}
+
+
+def json_response(
+    body: dict[str, Any] | list[Any], status: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)

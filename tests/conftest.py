@@ -1,0 +1,97 @@
+"""Real servers for the suite: the simulator and the gateway, each under uvicorn on loopback.
+
+The database is SQLite in a temporary directory, or LIVEGATE_TEST_DATABASE_URL (PostgreSQL);
+LIVEGATE_TEST_REDIS_URL switches the rate limiter to Redis.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from livegate.app import create_app
+from livegate.config import Settings
+from livegate.db.engine import Database
+from livegate.db.migrate import upgrade
+from livegate.logs import setup_logging
+from livegate.simulator.app import create_simulator_app
+from livegate.simulator.state import SimState
+from tests.servers import ServerThread, free_port
+
+LOG = io.StringIO()
+
+
+def reset_database(url: str) -> None:
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(url)
+
+
+@pytest.fixture(scope="session")
+def log_buffer() -> io.StringIO:
+    return LOG
+
+
+@pytest.fixture(scope="session")
+def sim_state() -> SimState:
+    return SimState(min_poll_interval=0.3)
+
+
+@pytest.fixture(scope="session")
+def sim(sim_state: SimState) -> Iterator[ServerThread]:
+    server = ServerThread(create_simulator_app(sim_state), log_level="info").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("livegate")
+
+
+@pytest.fixture(scope="session")
+def db_url(data_dir: Path) -> str:
+    url = os.environ.get("LIVEGATE_TEST_DATABASE_URL") or f"sqlite:///{data_dir / 'test.db'}"
+    reset_database(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(sim: ServerThread, db_url: str, data_dir: Path) -> Settings:
+    port = free_port()
+    return Settings(
+        host="127.0.0.1",
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        data_dir=data_dir,
+        database_url=db_url,
+        redis_url=os.environ.get("LIVEGATE_TEST_REDIS_URL") or None,
+        tiktok_url=sim.url,
+        qr_poll_interval=0.4,
+        purge_interval=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def database(gateway_settings: Settings) -> Iterator[Database]:
+    db = Database(gateway_settings.db_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_settings: Settings, database: Database) -> Iterator[ServerThread]:
+    setup_logging("info", stream=LOG)
+    app = create_app(gateway_settings, database)
+    server = ServerThread(app, port=gateway_settings.port, log_level="info").start()
+    yield server
+    server.stop()
