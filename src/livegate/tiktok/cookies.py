@@ -1,0 +1,122 @@
+"""TikTok cookie-jar helpers: which cookies make a session, and when it runs out.
+
+A jar is a plain `dict[str, str]` of cookie name to the raw value exactly as TikTok set it
+(URL-encoded where TikTok encodes it), so it can be stored as JSON and sent back unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import unquote_plus
+
+# What a signed-in web session is made of, plus the warm-up cookies the webcast WebSocket
+# handshake and signed requests need later (tiktok-protocol.md §1.2).
+SESSION_COOKIE_NAMES: frozenset[str] = frozenset(
+    {
+        "sessionid",
+        "sessionid_ss",
+        "sid_tt",
+        "sid_guard",
+        "uid_tt",
+        "uid_tt_ss",
+        "sid_ucp_v1",
+        "ssid_ucp_v1",
+        "cmpl_token",
+        "multi_sids",
+        "store-idc",
+        "store-country-code",
+        "store-country-code-src",
+        "tt-target-idc",
+        "tt-target-idc-sign",
+        "odin_tt",
+        "passport_auth_status",
+        "passport_auth_status_ss",
+        "last_login_method",
+        "ttwid",
+        "msToken",
+        "tt_csrf_token",
+        "passport_csrf_token",
+        "passport_csrf_token_default",
+        "s_v_web_id",
+        "tt_chain_token",
+    }
+)
+
+# Without both, TikTok (and every client library) treats the request as anonymous.
+LOGIN_COOKIE_NAMES: tuple[str, ...] = ("sessionid", "tt-target-idc")
+
+# Bounds a sane sid_guard max-age; anything outside is a garbled value, not a session.
+_MAX_SESSION_AGE = 10 * 365 * 24 * 3600
+
+
+def parse_sid_guard(value: str) -> datetime | None:
+    """Expiry (aware, UTC) from `<sessionid>|<issued ts>|<max-age s>|<expiry HTTP date>`.
+
+    TikTok URL-encodes the value in Set-Cookie (`%7C`, `+`), so both forms are accepted. The
+    issued time plus max-age is preferred because it does not depend on date-string parsing;
+    the HTTP date is the fallback. Anything malformed gives None.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    text = unquote_plus(value.strip().strip('"'))
+    parts = text.split("|")
+    if len(parts) != 4 or not parts[0]:
+        return None
+    _, issued_s, max_age_s, http_date = parts
+    try:
+        issued = int(issued_s)
+        max_age = int(max_age_s)
+    except ValueError:
+        issued = max_age = -1
+    if issued > 0 and 0 < max_age <= _MAX_SESSION_AGE:
+        try:
+            return datetime.fromtimestamp(issued + max_age, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    try:
+        parsed = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def session_expiry(jar: Mapping[str, str]) -> datetime | None:
+    """When the jar's session runs out, from its sid_guard; None when unknown."""
+    guard = jar.get("sid_guard")
+    return parse_sid_guard(guard) if guard else None
+
+
+def session_expired(jar: Mapping[str, str], now: datetime | None = None) -> bool:
+    """True only when sid_guard says the session is past its expiry."""
+    expiry = session_expiry(jar)
+    if expiry is None:
+        return False
+    return expiry <= (now or datetime.now(UTC))
+
+
+def cookie_header(jar: Mapping[str, str]) -> str:
+    """A `Cookie:` header value; empty names/values and header-breaking characters are dropped."""
+    pairs = []
+    for name, value in jar.items():
+        if not name or value is None or value == "":
+            continue
+        if any(c in name for c in "=;, \t\r\n") or any(c in value for c in ";\r\n"):
+            continue
+        pairs.append(f"{name}={value}")
+    return "; ".join(pairs)
+
+
+def has_login_cookie(jar: Mapping[str, str]) -> bool:
+    """Whether the jar can sign a webcast request in as a user (sessionid + tt-target-idc)."""
+    return all(jar.get(name) for name in LOGIN_COOKIE_NAMES)
+
+
+def keep_session_cookies(jar: Mapping[str, str]) -> dict[str, str]:
+    """The subset of a jar worth storing: session, region and warm-up cookies."""
+    return {k: v for k, v in jar.items() if k in SESSION_COOKIE_NAMES and v}
