@@ -7,7 +7,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -24,18 +24,24 @@ class Login:
 
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
     return verifier, challenge
 
 
 def sim_account(sim_url: str, unique_id: str) -> dict[str, str]:
-    r = httpx.post(f"{sim_url}/_sim/accounts", json={"unique_id": unique_id, "nickname": unique_id.title()})
+    r = httpx.post(
+        f"{sim_url}/_sim/accounts", json={"unique_id": unique_id, "nickname": unique_id.title()}
+    )
     r.raise_for_status()
     data: dict[str, str] = r.json()
     return data
 
 
-def open_consent(gw_url: str, authorize_url: str, browser: httpx.Client | None = None) -> tuple[httpx.Client, str, str]:
+def open_consent(
+    gw_url: str, authorize_url: str, browser: httpx.Client | None = None
+) -> tuple[httpx.Client, str, str]:
     browser = browser or httpx.Client(base_url=gw_url, follow_redirects=False, timeout=10)
     r = browser.get(authorize_url)
     assert r.status_code == 200, (r.status_code, r.text[:300])
@@ -85,3 +91,23 @@ def sign_in(gw_url: str, sim_url: str, authorize_url: str, unique_id: str) -> st
 
 def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def authorize_url(gw_url: str, client_id: str, redirect_uri: str, scope: str, **extra: str) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": secrets.token_urlsafe(8),
+        **extra,
+    }
+    return f"{gw_url}/tiktok/oauth/authorize?" + urlencode(params)
+
+
+def token_request(
+    gw_url: str, data: dict[str, str], auth: tuple[str, str] | None = None, as_json: bool = False
+) -> httpx.Response:
+    if as_json:
+        return httpx.post(f"{gw_url}/tiktok/oauth/token", json=data, auth=auth, timeout=10)
+    return httpx.post(f"{gw_url}/tiktok/oauth/token", data=data, auth=auth, timeout=10)

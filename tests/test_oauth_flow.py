@@ -17,9 +17,15 @@ REDIRECT = "http://127.0.0.1:9/callback"
 spec = pytest.mark.spec
 
 
-def make_client(database: Database, public: bool = False, scope: str = "webcast:fetch user:info webcast:live_check") -> NewClient:
+def make_client(
+    database: Database,
+    public: bool = False,
+    scope: str = "webcast:fetch user:info webcast:live_check",
+) -> NewClient:
     with database.session() as session:
-        return create_client(session, name="Test App", redirect_uris=[REDIRECT], scope=scope, public=public)
+        return create_client(
+            session, name="Test App", redirect_uris=[REDIRECT], scope=scope, public=public
+        )
 
 
 def uid() -> str:
@@ -28,7 +34,9 @@ def uid() -> str:
 
 @spec("RFC 6749", "4.1")
 @spec("RFC 9207", "2")
-def test_confidential_client_full_flow(gateway: ServerThread, sim: ServerThread, database: Database) -> None:
+def test_confidential_client_full_flow(
+    gateway: ServerThread, sim: ServerThread, database: Database
+) -> None:
     new = make_client(database)
     oauth = OAuth2Client(
         new.row.client_id,
@@ -54,17 +62,24 @@ def test_confidential_client_full_flow(gateway: ServerThread, sim: ServerThread,
     assert token["scope"] == "webcast:fetch user:info"
     assert 30 * 24 * 3600 - 60 < token["refresh_expires_in"] <= 30 * 24 * 3600
 
-    info = httpx.get(f"{gateway.url}/tiktok/oauth/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
+    info = httpx.get(
+        f"{gateway.url}/tiktok/oauth/userinfo",
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+    )
     assert info.status_code == 200
     assert info.json()["uniqueId"] == name
     # The SDKs' header works the same.
-    info2 = httpx.get(f"{gateway.url}/tiktok/oauth/userinfo", headers={"x-oauth-token": token["access_token"]})
+    info2 = httpx.get(
+        f"{gateway.url}/tiktok/oauth/userinfo", headers={"x-oauth-token": token["access_token"]}
+    )
     assert info2.json()["uid"] == info.json()["uid"]
 
 
 @spec("RFC 7636", "4.4")
 @spec("RFC 7636", "4.6")
-def test_public_client_with_pkce(gateway: ServerThread, sim: ServerThread, database: Database) -> None:
+def test_public_client_with_pkce(
+    gateway: ServerThread, sim: ServerThread, database: Database
+) -> None:
     new = make_client(database, public=True)
     assert new.client_secret is None
     oauth = OAuth2Client(
@@ -75,8 +90,12 @@ def test_public_client_with_pkce(gateway: ServerThread, sim: ServerThread, datab
         code_challenge_method="S256",
     )
     verifier, _ = pkce_pair()
-    url, _ = oauth.create_authorization_url(f"{gateway.url}/tiktok/oauth/authorize", code_verifier=verifier)
+    url, _ = oauth.create_authorization_url(
+        f"{gateway.url}/tiktok/oauth/authorize", code_verifier=verifier
+    )
     redirect = sign_in(gateway.url, sim.url, url, uid())
-    token = oauth.fetch_token(f"{gateway.url}/tiktok/oauth/token", authorization_response=redirect, code_verifier=verifier)
+    token = oauth.fetch_token(
+        f"{gateway.url}/tiktok/oauth/token", authorization_response=redirect, code_verifier=verifier
+    )
     assert token["access_token"].startswith("lg_at_")
     assert token["scope"] == "webcast:fetch"

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     signup: bool = True
     secret_grace_period: int = 24 * 3600
+    # Browser sessions: developers on the dashboard, end users on /account (sliding expiry).
+    dashboard_session_ttl: int = 12 * 3600
+    account_session_ttl: int = 3600
     log_level: str = "info"
     log_json: bool = False
 

@@ -23,7 +23,8 @@ from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import PendingLogin, utcnow
 from livegate.oauth.service import OAuthService
-from livegate.tiktok.errors import UpstreamError
+from livegate.tiktok.cookies import has_login_cookie, keep_session_cookies
+from livegate.tiktok.errors import SessionExpired, UpstreamError
 from livegate.tiktok.passport import PassportClient, QRCode, QRPoll, TikTokProfile
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,10 @@ class LoginService:
         state.pop("_message", None)
         token = row.qr_token or ""
         try:
-            if row.qr_expires_at and row.qr_expires_at <= now:
+            if row.status == "confirmed" and state.get("_jar"):
+                # The QR token is spent once confirmed; only the profile read is retried.
+                poll = QRPoll(status="confirmed", cookies=dict(state["_jar"]))
+            elif row.qr_expires_at and row.qr_expires_at <= now:
                 poll = QRPoll(status="expired")
             else:
                 poll = await self.passport.poll(state, token)
@@ -209,8 +213,15 @@ class LoginService:
                 qr = await self.passport.new_qr(state)
                 return await self._save(login_id, binding, state, status="new", qr=qr)
             if poll.status == "confirmed":
-                profile = await self.passport.fetch_profile(poll.cookies)
-                return await self._finish(login_id, binding, state, profile, poll.cookies)
+                jar = keep_session_cookies(poll.cookies)
+                if not has_login_cookie(jar):
+                    return await self._fail(login_id, binding, "TikTok did not return a session.")
+                state["_jar"] = jar
+                await self._save(login_id, binding, state, status="confirmed")
+                profile = await self.passport.fetch_profile(jar)
+                return await self._finish(login_id, binding, state, profile, jar)
+        except SessionExpired:
+            return await self._fail(login_id, binding, "TikTok ended the session right away.")
         except UpstreamError as exc:
             log.warning("passport poll failed: %s", exc.code)
             state["_message"] = "TikTok is not answering right now; still trying."
@@ -244,6 +255,16 @@ class LoginService:
                 _apply_qr(r, qr)
             if next_poll_at:
                 r.next_poll_at = next_poll_at
+            return _view(r)
+
+        return await self._db(run)
+
+    async def _fail(self, login_id: str, binding: str | None, message: str) -> LoginView:
+        def run(session: Session) -> LoginView:
+            r = self._load(session, login_id, binding)
+            r.status = "error"
+            r.passport_state = {"_message": message}
+            audit.record(session, "authorization.failed", client_pk=r.client_pk)
             return _view(r)
 
         return await self._db(run)

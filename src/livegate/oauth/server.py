@@ -9,7 +9,12 @@ from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+)
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -73,9 +78,11 @@ class S256Only(CodeChallenge):
         data = grant.request.payload.data
         if data.get("code_challenge") and not data.get("code_challenge_method"):
             # RFC 7636 would default to plain, which we never accept.
-            from authlib.oauth2.rfc6749.errors import InvalidRequestError
-
-            raise InvalidRequestError("'code_challenge_method' must be 'S256'")
+            raise InvalidRequestError("'code_challenge_method' must be 'S256'.")
+        client = grant.request.client
+        if not data.get("code_challenge") and isinstance(client, Client) and client.row.is_public:
+            # RFC 9700 §2.1.1: public clients must use PKCE; refuse before the user signs in.
+            raise InvalidRequestError("Public clients must send a PKCE 'code_challenge' (S256).")
         super().validate_code_challenge(grant, redirect_uri)
 
 
@@ -196,6 +203,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
+    def check_params(self, request: LivegateRequest, client: Client) -> None:
+        # RFC 7009 §2.1: an invalid token_type_hint is ignored, not an error.
+        if "token" not in request.form:
+            raise InvalidRequestError("Missing 'token'.")
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         return _query_token(token_string, token_type_hint)
 
@@ -210,12 +222,17 @@ class Revocation(RevocationEndpoint):
             "token.revoked",
             client_pk=token.row.client_pk,
             grant_id=token.row.grant_id,
-            kind=token.kind,
+            token_kind=token.kind,
         )
 
 
 class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def check_params(self, request: LivegateRequest, client: Client) -> None:
+        # RFC 7662 §2.1: an unknown hint only widens the search.
+        if "token" not in request.form:
+            raise InvalidRequestError("Missing 'token'.")
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         return _query_token(token_string, token_type_hint)
