@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -200,6 +201,9 @@ async def test_fetch_returns_the_fetch_result_with_ws_route(
     assert chat.content == "hello from fetch"
     assert chat.user.display_id == viewer and chat.user.nickname == viewer and chat.user.id > 0
     assert {"ttwid", "msToken"} <= set(res.set_cookies)
+    jar: SimpleCookie = SimpleCookie()
+    jar.load(res.x_set_tt_cookie())
+    assert {k: m.value for k, m in jar.items()} == res.set_cookies
 
     [req] = [r for r in sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
     q = req["query"]

@@ -68,6 +68,10 @@ class FetchResult:
     set_cookies: dict[str, str]  # what TikTok set (ttwid, msToken...), for X-Set-TT-Cookie
     room_id: str
 
+    def x_set_tt_cookie(self) -> str:
+        """`set_cookies` as the `X-Set-TT-Cookie` value TikTokLive parses with SimpleCookie."""
+        return "; ".join(f"{k}={v}" for k, v in self.set_cookies.items())
+
 
 def browser_params(user_agent: str) -> dict[str, str]:
     """The fingerprint parameters TikTok's web client derives from its user agent.
