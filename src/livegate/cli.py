@@ -23,10 +23,12 @@ db_app = typer.Typer(help="Database migrations and housekeeping.", no_args_is_he
 clients_app = typer.Typer(help="OAuth client registrations.", no_args_is_help=True)
 apikeys_app = typer.Typer(help="API keys for the webcast API.", no_args_is_help=True)
 keys_app = typer.Typer(help="Server keys of the session vault.", no_args_is_help=True)
+developers_app = typer.Typer(help="Developer accounts of the dashboard.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(clients_app, name="clients")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(keys_app, name="keys")
+app.add_typer(developers_app, name="developers")
 
 console = Console()
 err = Console(stderr=True)
@@ -242,6 +244,61 @@ def apikeys_create(
     _print_json(data) if as_json else console.print(f"api_key: {key}  (shown once)")
 
 
+@developers_app.command("create")
+def developers_create(
+    email: Annotated[str, typer.Option(help="The developer's email, used to sign in.")],
+    password: Annotated[
+        str | None, typer.Option(help="The password (prefer --password-stdin).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin sees every client.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a developer account for the dashboard (the first one usually with --admin)."""
+    import sys
+
+    from livegate.dashboard.passwords import MIN_LENGTH
+    from livegate.dashboard.service import DashboardError, create_developer
+    from livegate.dashboard.strings import STRINGS
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        err.print("error: give --password-stdin or --password")
+        raise typer.Exit(2)
+    try:
+        with _database(_settings()).session() as session:
+            row = create_developer(session, email, password, is_admin=admin)
+            data = {"id": row.id, "email": row.email, "admin": row.is_admin}
+    except DashboardError as exc:
+        err.print("error: " + STRINGS.get(exc.args[0], exc.args[0]).format(n=MIN_LENGTH))
+        raise typer.Exit(2) from exc
+    _print_json(data) if as_json else console.print(f"created developer {data['email']}")
+
+
+@developers_app.command("list")
+def developers_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List developer accounts."""
+    from sqlalchemy import select
+
+    from livegate.db.models import Developer
+
+    with _database(_settings()).session() as session:
+        rows = [
+            {"id": d.id, "email": d.email, "admin": d.is_admin, "created_at": d.created_at}
+            for d in session.scalars(select(Developer).order_by(Developer.id))
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "email", "admin", "created")
+    for r in rows:
+        table.add_row(str(r["id"]), r["email"], "yes" if r["admin"] else "", str(r["created_at"]))
+    console.print(table)
+
+
 @keys_app.command("status")
 def keys_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """How many session wrappings still depend on each server key."""
@@ -266,3 +323,7 @@ def keys_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
             "yes" if d["configured"] else "NO",
         )
     console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -11,7 +11,8 @@ from typing import TextIO
 # Query/form parameters whose values are secret, wherever they appear.
 _SECRET_PARAMS = (
     "code|access_token|refresh_token|token|client_secret|session_id|sessionid|sessionid_ss|"
-    "sid_tt|sid_guard|apiKey|api_key|code_verifier|csrf_token|x-oauth-token|msToken|ttwid"
+    "sid_tt|sid_guard|apiKey|api_key|code_verifier|csrf_token|x-oauth-token|msToken|ttwid|"
+    "verifyFp|s_v_web_id|odin_tt|passport_csrf_token|tt_csrf_token|X-Bogus|X-Gnarly"
 )
 _PATTERNS = [
     (re.compile(rf"(?i)\b({_SECRET_PARAMS})=([^&\s\"';,]+)"), r"\1=[redacted]"),

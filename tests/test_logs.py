@@ -1,0 +1,69 @@
+"""No cookie value, code, token, secret or pending-login id reaches the server's log output."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+
+from livegate.config import Settings
+from livegate.db.engine import Database
+from livegate.logs import redact
+from livegate.vault import Vault
+from tests.flows import authorize_url, query, sign_in, start_qr
+from tests.oauth_helpers import exchange, introspect, refresh, register, revoke
+from tests.servers import ServerThread
+
+
+def test_no_secret_in_logs(
+    gateway: ServerThread,
+    sim: ServerThread,
+    database: Database,
+    gateway_settings: Settings,
+    log_buffer: io.StringIO,
+) -> None:
+    app = register(database)
+    assert app.client_secret
+    url = authorize_url(gateway.url, app.client_id, app.redirect_uri, "webcast:fetch user:info")
+    redirect = sign_in(gateway.url, sim.url, url, "logwatcher")
+    code = query(redirect)["code"]
+    t1 = exchange(gateway.url, app, code).json()
+    t2 = refresh(gateway.url, app, t1["refresh_token"]).json()
+    httpx.get(
+        f"{gateway.url}/tiktok/oauth/userinfo",
+        headers={"Authorization": f"Bearer {t2['access_token']}"},
+    )
+    httpx.get(f"{gateway.url}/tiktok/oauth/userinfo?access_token={t2['access_token']}")
+    introspect(gateway.url, app, t2["access_token"])
+    with database.session() as s:
+        jar = Vault(gateway_settings.server_keys).open(s, t2["access_token"])
+    revoke(gateway.url, app, t2["refresh_token"])
+    pending = start_qr(gateway.url, url)
+
+    logged = log_buffer.getvalue()
+    assert "POST /tiktok/oauth/token" in logged, "the access log is not being captured"
+    secrets = {
+        "code": code,
+        "client_secret": app.client_secret,
+        "access_token": t1["access_token"],
+        "refresh_token": t1["refresh_token"],
+        "rotated access_token": t2["access_token"],
+        "rotated refresh_token": t2["refresh_token"],
+        "pending login id": pending.login_id,
+        "login csrf": pending.csrf,
+        "qr token": pending.qr_token,
+    }
+    secrets.update({f"cookie {k}": v for k, v in jar.items() if len(v) >= 8})
+    leaked = [name for name, value in secrets.items() if value in logged]
+    assert leaked == []
+
+
+def test_redaction_patterns() -> None:
+    line = (
+        "GET /cb?code=lg_ac_abc&state=s HTTP/1.1 Authorization: Bearer abc.def sessionid=deadbeef; "
+        "x lg_rt_123 /tiktok/oauth/login/LOGINID/status /_sim/phone?token=QRTOKEN"
+    )
+    out = redact(line)
+    for secret in ("lg_ac_abc", "abc.def", "deadbeef", "lg_rt_123", "LOGINID", "QRTOKEN"):
+        assert secret not in out
+    assert "state=s" in out
