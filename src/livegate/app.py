@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from livegate.config import Settings
+from livegate.dashboard import routes as dashboard_routes
 from livegate.db.engine import Database
 from livegate.housekeeping import purge_loop
 from livegate.login import routes as login_routes
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(oauth_routes.router)
     app.include_router(login_routes.router)
+    # The dashboard and /account; also sets logins.on_account_login.
+    dashboard_routes.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.add_middleware(SecurityHeaders)
     _install_error_handlers(app)

@@ -267,3 +267,30 @@ class AuditEvent(Base):
     grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     account_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebSession(Base):
+    """A browser session on the dashboard (a developer) or on /account (a TikTok account).
+
+    Only the SHA-256 digest of the cookie value is stored.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    # developer | account
+    kind: Mapped[str] = mapped_column(String(16))
+    developer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("developers.id", ondelete="CASCADE"), nullable=True
+    )
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tiktok_accounts.id", ondelete="CASCADE"), nullable=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+# Usage figures on the dashboard are read per client over a time window.
+Index("ix_audit_events_client_at", AuditEvent.client_pk, AuditEvent.at)
