@@ -18,9 +18,10 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/livegate demo --port $(PORT)
 
-# Debian's chromium for the Playwright tests; installed only when missing (needs root).
+# Debian's chromium for the Playwright tests (they launch /usr/bin/chromium, never a
+# `playwright install` download); installed only when missing (needs root).
 browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@test -x /usr/bin/chromium || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium missing: apt-get install chromium (browser tests will be skipped)"; fi; }
 
