@@ -51,7 +51,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix src tests bench
 
 compliance: venv
-	$(VENV)/bin/pytest -q -p tests.compliance_report -m spec
+	$(VENV)/bin/pytest -q -p tests.compliance_report -m spec -p no:cacheprovider
 
 bench: venv
 	$(PY) bench/webcast_fetch.py
