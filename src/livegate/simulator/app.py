@@ -11,7 +11,9 @@ from livegate.simulator.state import SimState
 
 def create_simulator_app(state: SimState | None = None) -> FastAPI:
     state = state or SimState()
-    app = FastAPI(title="livegate TikTok simulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="livegate TikTok simulator", docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.sim = state
     app.include_router(control.router(state))
     app.include_router(passport.router(state))

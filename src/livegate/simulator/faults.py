@@ -38,5 +38,3 @@ class FaultMiddleware:
             )
             return
         await self.app(scope, receive, send)
-
-

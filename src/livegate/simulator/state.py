@@ -75,12 +75,16 @@ class SimState:
     qr_lifetime: int = 60
     min_poll_interval: float = 0.5
     session_max_age: int = 5_184_000
-    _uids: itertools.count[int] = field(default_factory=lambda: itertools.count(7_400_000_000_000_000_001))
+    _uids: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(7_400_000_000_000_000_001)
+    )
 
     def new_uid(self) -> str:
         return str(next(self._uids))
 
-    def create_account(self, unique_id: str, nickname: str | None = None, idc: str | None = None) -> Account:
+    def create_account(
+        self, unique_id: str, nickname: str | None = None, idc: str | None = None
+    ) -> Account:
         with self.lock:
             for acc in self.accounts.values():
                 if acc.unique_id == unique_id:
