@@ -295,7 +295,9 @@ def developers_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
         return
     table = Table("id", "email", "admin", "created")
     for r in rows:
-        table.add_row(str(r["id"]), r["email"], "yes" if r["admin"] else "", str(r["created_at"]))
+        table.add_row(
+            str(r["id"]), str(r["email"]), "yes" if r["admin"] else "", str(r["created_at"])
+        )
     console.print(table)
 
 
