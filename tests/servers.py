@@ -22,7 +22,7 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn serving `app` on 127.0.0.1:`port` until stop()."""
 
-    def __init__(self, app: Any, port: int | None = None, log_level: str = "warning") -> None:
+    def __init__(self, app: Any, port: int | None = None, log_level: str = "info") -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -48,7 +48,10 @@ class ServerThread:
 
 
 def wait_for(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "condition"
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
 ) -> T:
     """Poll `predicate` until it returns something truthy, failing after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -246,10 +246,11 @@ async def test_expired_qr_is_replaced_without_reload(
     lifetime = sim_state.qr_lifetime
     sim_state.qr_lifetime = 2
     try:
-        page, href = await _start_qr(database, gateway, callback_app, browsing)
+        page, _ = await _start_qr(database, gateway, callback_app, browsing)
         img = page.locator("#qr")
         old_src = await img.get_attribute("src")
-        assert old_src
+        old_href = await page.locator("#qr-link").get_attribute("href")
+        assert old_src and old_href
         old_svg = await (await page.request.get(page.url + "/qr.svg")).text()
 
         await expect(img).not_to_have_attribute("src", old_src)
@@ -257,9 +258,10 @@ async def test_expired_qr_is_replaced_without_reload(
         await expect(page.locator("#status")).to_have_attribute("data-status", "new")
 
         # TikTok issued a new token, and the image now encodes something else.
+        await expect(page.locator("#qr-link")).not_to_have_attribute("href", old_href)
         async with httpx.AsyncClient() as http:
             pending = (await http.get(f"{sim.url}/_sim/qr")).json()
-        assert pending and pending[0]["token"] != qr_token(href)
+        assert pending and pending[0]["token"] != qr_token(old_href)
         new_svg = await (await page.request.get(page.url + "/qr.svg")).text()
         assert new_svg != old_svg
         await expect(img).to_be_visible()
@@ -268,10 +270,6 @@ async def test_expired_qr_is_replaced_without_reload(
     assert_no_csp_violations(browsing)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="login.js refreshes only the QR image: /status has no qr_url, so #qr-link goes stale",
-)
 async def test_expired_qr_link_follows_new_qr(
     gateway: ServerThread,
     sim: ServerThread,

@@ -11,7 +11,14 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from livegate.db.models import PendingLogin
 from livegate.login import strings
-from livegate.login.service import BadCsrf, LoginNotFound, LoginService, LoginView, binding_value
+from livegate.login.service import (
+    BadCsrf,
+    LoginNotFound,
+    LoginService,
+    LoginView,
+    binding_value,
+    qr_version,
+)
 from livegate.oauth import scopes
 from livegate.oauth.service import OAuthService
 from livegate.web import NO_STORE, templates

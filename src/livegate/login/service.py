@@ -8,6 +8,7 @@ upstream poll per interval.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import secrets as pysecrets
 from collections.abc import Callable
@@ -49,7 +50,8 @@ class LoginView:
         return {
             "status": self.status,
             "qr_expires_at": int(self.qr_expires_at.timestamp()) if self.qr_expires_at else None,
-            "qr_version": int(self.qr_expires_at.timestamp()) if self.qr_expires_at else 0,
+            "qr_url": self.qr_url,
+            "qr_version": qr_version(self.qr_url),
             "redirect": self.result_url,
             "message": self.message,
             "unique_id": self.unique_id,
@@ -62,6 +64,11 @@ class LoginNotFound(LookupError):
 
 class BadCsrf(PermissionError):
     pass
+
+
+def qr_version(qr_url: str | None) -> str:
+    """Changes whenever TikTok issues a new QR code; tells the page to reload the image."""
+    return hashlib.sha256(qr_url.encode()).hexdigest()[:12] if qr_url else ""
 
 
 def _view(row: PendingLogin, message: str | None = None) -> LoginView:

@@ -10,7 +10,8 @@
   var messageEl = document.getElementById("message");
   var countdown = document.getElementById("countdown");
   var qr = document.getElementById("qr");
-  var version = expires;
+  var link = document.getElementById("qr-link");
+  var version = root.getAttribute("data-qr-version") || "";
 
   function tick() {
     if (!expires) return;
@@ -29,12 +30,11 @@
         if (s.status_text) statusEl.textContent = s.status_text;
         statusEl.setAttribute("data-status", s.status);
         messageEl.textContent = s.message || "";
-        if (s.qr_expires_at) {
-          expires = s.qr_expires_at;
-          if (s.qr_version !== version && qr) {
-            version = s.qr_version;
-            qr.src = "/tiktok/oauth/login/" + encodeURIComponent(id) + "/qr.svg?v=" + version;
-          }
+        if (s.qr_expires_at) expires = s.qr_expires_at;
+        if (s.qr_version && s.qr_version !== version) {
+          version = s.qr_version;
+          if (qr) qr.src = "/tiktok/oauth/login/" + encodeURIComponent(id) + "/qr.svg?v=" + version;
+          if (link && s.qr_url) link.href = s.qr_url;
         }
         if (s.status !== "expired_login") setTimeout(poll, 1500);
       })
