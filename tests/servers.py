@@ -48,7 +48,7 @@ class ServerThread:
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 10.0,
     interval: float = 0.02,
     what: str = "condition",

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from livegate.api import routes as api_routes
 from livegate.config import Settings
 from livegate.dashboard import routes as dashboard_routes
 from livegate.db.engine import Database
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 tg.start_soon(purge_loop, settings, database)
             yield
             tg.cancel_scope.cancel()
+        await app.state.webcast_api.aclose()
         await http.aclose()
 
     app = FastAPI(
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(oauth_routes.router)
     app.include_router(login_routes.router)
+    # /webcast/*: the resource server (upstream webcast client, limiter, WebSocket proxy).
+    api_routes.install(app)
     # The dashboard and /account; also sets logins.on_account_login.
     dashboard_routes.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

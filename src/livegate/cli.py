@@ -319,7 +319,7 @@ def keys_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     table = Table("key id", "position", "wrappings", "configured")
     for d in data:
         table.add_row(
-            d["key_id"],
+            str(d["key_id"]),
             "newest" if d["position"] == 0 else str(d["position"]),
             str(d["wrappings"]),
             "yes" if d["configured"] else "NO",

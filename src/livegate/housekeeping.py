@@ -7,7 +7,7 @@ import logging
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from livegate.config import Settings
@@ -42,7 +42,7 @@ def purge(session: Session, batch: int = 1000) -> dict[str, int]:
         if model is RefreshToken and ids:
             # Access tokens point at their refresh token; keep the reference valid.
             session.execute(
-                AccessToken.__table__.update()
+                update(AccessToken)
                 .where(AccessToken.refresh_token_id.in_(ids))
                 .values(refresh_token_id=None)
             )

@@ -13,8 +13,8 @@ def extract_token(request: Request) -> str | None:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    value = request.headers.get("x-oauth-token")
-    return value.strip() if value and value.strip() else None
+    header = request.headers.get("x-oauth-token")
+    return header.strip() if header and header.strip() else None
 
 
 def www_authenticate(error: str, description: str, scope: str | None = None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from livegate import audit
@@ -66,8 +66,8 @@ def end_grant(db: Session, grant: Grant, status: str = "revoked") -> None:
     for model in (AccessToken, RefreshToken):
         _revoke_where_model(db, model, model.grant_id == grant.id)
     session_ids = select(TikTokSession.id).where(TikTokSession.grant_id == grant.id)
-    db.execute(SessionKeyWrap.__table__.delete().where(SessionKeyWrap.session_id.in_(session_ids)))
-    db.execute(TikTokSession.__table__.delete().where(TikTokSession.grant_id == grant.id))
+    db.execute(delete(SessionKeyWrap).where(SessionKeyWrap.session_id.in_(session_ids)))
+    db.execute(delete(TikTokSession).where(TikTokSession.grant_id == grant.id))
     audit.record(
         db,
         f"grant.{status}",
