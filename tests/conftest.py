@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +27,25 @@ from tests.servers import ServerThread, free_port
 LOG = io.StringIO()
 
 
-def reset_database(url: str) -> None:
-    if url.startswith("postgresql"):
-        engine = create_engine(url)
+def isolated_database(url: str) -> tuple[str, Callable[[], None]]:
+    """A fresh, migrated database for this run: on PostgreSQL, a schema of its own, so that
+    concurrent runs against the same database never see each other."""
+    if not url.startswith("postgresql"):
+        upgrade(url)
+        return url, lambda: None
+    schema = f"lgtest_{os.getpid()}_{secrets.token_hex(3)}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    scoped = url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+    upgrade(scoped)
+
+    def drop() -> None:
         with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
-    upgrade(url)
+
+    return scoped, drop
 
 
 @pytest.fixture(scope="session")
@@ -59,10 +71,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def db_url(data_dir: Path) -> str:
+def db_url(data_dir: Path) -> Iterator[str]:
     url = os.environ.get("LIVEGATE_TEST_DATABASE_URL") or f"sqlite:///{data_dir / 'test.db'}"
-    reset_database(url)
-    return url
+    scoped, drop = isolated_database(url)
+    yield scoped
+    drop()
 
 
 @pytest.fixture(scope="session")
