@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import httpx
 from authlib.common.security import generate_token
@@ -105,7 +104,7 @@ def create_sample_app(cfg: SampleConfig) -> FastAPI:
 
     @app.get("/callback")
     async def callback(request: Request) -> Response:
-        sid, sess = session_of(request)
+        _sid, sess = session_of(request)
         params = request.query_params
         if params.get("error"):
             sess.error = params.get("error_description") or params["error"]

@@ -139,6 +139,7 @@ def _qr_page(request: Request, view: LoginView, login: PendingLogin) -> Response
             "login": login,
             "t": strings.STRINGS,
             "status_text": strings.status_text(view.status),
+            "qr_version": qr_version(view.qr_url),
         },
         headers=NO_STORE,
     )
