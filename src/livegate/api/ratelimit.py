@@ -1,0 +1,130 @@
+"""Per-credential rate limits on the webcast API, with the `limits` library.
+
+Two categories, counted separately: `connect` (connection starts: fetch and connect) and
+`calls` (everything else). Each credential presented (access token, API key) has its own
+counters, identified by a digest prefix of the credential so counters never outlive it in a
+shared Redis. Memory storage by default; Redis when `settings.redis_url` is set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
+
+from livegate.api.errors import ApiError
+from livegate.config import Settings
+
+CONNECT = "connect"
+CALLS = "calls"
+_NAMESPACE = "livegate-webcast"
+_CREDENTIAL_NAMES = {"token": "access token", "api_key": "API key"}
+_CATEGORY_NAMES = {CONNECT: "connection starts", CALLS: "calls"}
+
+
+@dataclass(frozen=True)
+class Credential:
+    kind: str  # "token" | "api_key"
+    ident: str  # a digest prefix: never the credential itself
+
+
+@dataclass
+class LimitState:
+    credential: str
+    category: str
+    limit: str
+    max: int
+    remaining: int
+    reset_at: int
+
+    def public(self) -> dict[str, object]:
+        return {
+            "credential": self.credential,
+            "category": self.category,
+            "limit": self.limit,
+            "max": self.max,
+            "remaining": self.remaining,
+            "reset_at": self.reset_at,
+        }
+
+
+def _storage(settings: Settings) -> Storage:
+    if settings.redis_url:
+        url = settings.redis_url
+        if not url.startswith("async+"):
+            url = "async+" + url
+        storage = storage_from_string(url, implementation="redispy")
+        assert isinstance(storage, Storage)
+        return storage
+    return MemoryStorage()
+
+
+class WebcastLimiter:
+    def __init__(self, settings: Settings) -> None:
+        self.items: dict[str, RateLimitItem] = {
+            CONNECT: parse(settings.rate_limit_connect),
+            CALLS: parse(settings.rate_limit_calls),
+        }
+        self.specs = {CONNECT: settings.rate_limit_connect, CALLS: settings.rate_limit_calls}
+        self.storage = _storage(settings)
+        self.limiter = FixedWindowRateLimiter(self.storage)
+
+    async def hit(self, category: str, credentials: list[Credential]) -> None:
+        """Count one hit on each credential; raise the 429 answer when one is exhausted."""
+        item = self.items[category]
+        for cred in credentials:
+            if not await self.limiter.hit(item, _NAMESPACE, category, cred.kind, cred.ident):
+                raise await self._refusal(category, cred, item)
+
+    async def _refusal(self, category: str, cred: Credential, item: RateLimitItem) -> ApiError:
+        stats = await self.limiter.get_window_stats(
+            item, _NAMESPACE, category, cred.kind, cred.ident
+        )
+        now = time.time()
+        reset = math.ceil(stats.reset_time)
+        retry = max(1, math.ceil(stats.reset_time - now))
+        label = f"{category}:{cred.kind}"
+        message = (
+            f"Too many {_CATEGORY_NAMES[category]} for this {_CREDENTIAL_NAMES[cred.kind]} "
+            f"(limit {self.specs[category]}); retry in {retry} s."
+        )
+        # RateLimit-Remaining is the remaining quota (0 here), an integer: TikTokLive 7.0.1
+        # reads it with int() as "seconds to wait" and crashes when it is missing.
+        headers = {
+            "RateLimit-Limit": str(item.amount),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(reset),
+            "Retry-After": str(retry),
+        }
+        return ApiError(
+            429,
+            message,
+            error="rate_limited",
+            headers=headers,
+            limit_label=label,
+            retry_after=retry,
+        )
+
+    async def state(self, credentials: list[Credential]) -> list[LimitState]:
+        out = []
+        for cred in credentials:
+            for category, item in self.items.items():
+                stats = await self.limiter.get_window_stats(
+                    item, _NAMESPACE, category, cred.kind, cred.ident
+                )
+                out.append(
+                    LimitState(
+                        credential=cred.kind,
+                        category=category,
+                        limit=self.specs[category],
+                        max=item.amount,
+                        remaining=int(stats.remaining),
+                        reset_at=math.ceil(stats.reset_time),
+                    )
+                )
+        return out
