@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -69,40 +70,32 @@ def _headers(request: Request) -> dict[str, str]:
     return {k.title(): v for k, v in request.headers.items()}
 
 
-@router.post("/tiktok/oauth/token", response_model=None)
-async def token(request: Request) -> Response:
+EndpointCall = Callable[[str, dict[str, str], list[tuple[str, str]]], OAuthResult]
+
+
+async def _endpoint(request: Request, call: EndpointCall) -> Response:
+    """One Authlib endpoint: read either dialect, run it in the threadpool, answer in kind."""
     try:
         params, as_json = await read_params(request)
     except BadBody as exc:
         return bad_request(str(exc), False)
-    result = await run_in_threadpool(
-        service(request).token, str(request.url), _headers(request), params
-    )
+    result = await run_in_threadpool(call, str(request.url), _headers(request), params)
     return oauth_response(result, as_json)
+
+
+@router.post("/tiktok/oauth/token", response_model=None)
+async def token(request: Request) -> Response:
+    return await _endpoint(request, service(request).token)
 
 
 @router.post("/tiktok/oauth/revoke", response_model=None)
 async def revoke(request: Request) -> Response:
-    try:
-        params, as_json = await read_params(request)
-    except BadBody as exc:
-        return bad_request(str(exc), False)
-    result = await run_in_threadpool(
-        service(request).revoke, str(request.url), _headers(request), params
-    )
-    return oauth_response(result, as_json)
+    return await _endpoint(request, service(request).revoke)
 
 
 @router.post("/tiktok/oauth/introspect", response_model=None)
 async def introspect(request: Request) -> Response:
-    try:
-        params, as_json = await read_params(request)
-    except BadBody as exc:
-        return bad_request(str(exc), False)
-    result = await run_in_threadpool(
-        service(request).introspect, str(request.url), _headers(request), params
-    )
-    return oauth_response(result, as_json)
+    return await _endpoint(request, service(request).introspect)
 
 
 @router.post("/tiktok/oauth/validate-refresh", response_model=None)
