@@ -154,15 +154,16 @@ def svg_chart(usage: Usage, title: str, labels: dict[str, str]) -> str:
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(usage.buckets)
     peak = max([b.counts[k] for b in usage.buckets for k, _ in SERIES] + [1])
-    # A round top for the axis.
-    nice = 1
-    while nice < peak:
+    # Four whole-number steps of 1, 2 or 5 x 10^k up to a round top.
+    step, scale = 1, 1
+    while step * 4 < peak:
         for m in (2, 5, 10):
-            if nice * m >= peak:
-                nice *= m
+            if m * scale * 4 >= peak or m == 10:
+                step = m * scale
                 break
-        else:
-            nice *= 10
+        if step * 4 < peak:
+            scale *= 10
+    nice = step * 4
     slot = plot_w / n
     bar = max(1.0, slot / (len(SERIES) + 1))
     parts = [
@@ -179,7 +180,7 @@ def svg_chart(usage: Usage, title: str, labels: dict[str, str]) -> str:
         )
         parts.append(
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="currentColor">{int(value) if value == int(value) else round(value, 1)}</text>'
+            f'fill="currentColor">{int(value)}</text>'
         )
     hourly = usage.window == "24h"
     label_every = 3 if hourly else 5

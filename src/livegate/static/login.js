@@ -10,6 +10,7 @@
   var messageEl = document.getElementById("message");
   var countdown = document.getElementById("countdown");
   var qr = document.getElementById("qr");
+  var signedInEl = document.getElementById("signed-in-as");
   var link = document.getElementById("qr-link");
   var version = root.getAttribute("data-qr-version") || "";
 
@@ -30,6 +31,10 @@
         if (s.status_text) statusEl.textContent = s.status_text;
         statusEl.setAttribute("data-status", s.status);
         messageEl.textContent = s.message || "";
+        if (s.unique_id && signedInEl) {
+          signedInEl.textContent = (signedInEl.getAttribute("data-template") || "@{user}").replace("{user}", s.unique_id);
+          signedInEl.classList.remove("hidden");
+        }
         if (s.qr_expires_at) expires = s.qr_expires_at;
         if (s.qr_version && s.qr_version !== version) {
           version = s.qr_version;

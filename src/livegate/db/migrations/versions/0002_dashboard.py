@@ -34,7 +34,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_digest"),
     )
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_web_sessions_expires_at"), ["expires_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_web_sessions_expires_at"), ["expires_at"], unique=False
+        )
     # Usage figures are read per client over a time window.
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index("ix_audit_events_client_at", ["client_pk", "at"], unique=False)
