@@ -67,3 +67,22 @@ def test_redaction_patterns() -> None:
     for secret in ("lg_ac_abc", "abc.def", "deadbeef", "lg_rt_123", "LOGINID", "QRTOKEN"):
         assert secret not in out
     assert "state=s" in out
+
+
+def test_json_log_lines_are_redacted_too() -> None:
+    import json
+    import logging
+
+    from livegate.logs import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    buf = io.StringIO()
+    try:
+        setup_logging("info", stream=buf, json_lines=True)
+        logging.getLogger("livegate.test").info("exchanging code=lg_ac_secret1 for lg_at_secret2")
+    finally:
+        root.handlers, root.level = saved[0], saved[1]
+    line = json.loads(buf.getvalue().strip().splitlines()[-1])
+    assert line["level"] == "info" and line["logger"] == "livegate.test"
+    assert "secret1" not in line["event"] and "secret2" not in line["event"]

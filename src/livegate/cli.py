@@ -56,7 +56,7 @@ def serve(
     from livegate.app import create_app
 
     settings = _settings(host=host, port=port)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, json_lines=settings.log_json)
     database = _database(settings)
     uvicorn.run(
         create_app(settings, database),
