@@ -775,3 +775,37 @@ def test_account_signin_cancelled(gateway: ServerThread, database: Database) -> 
     assert cancel.headers["location"].startswith(f"{gateway.url}/account?error=access_denied")
     back = browser.get(cancel.headers["location"])
     assert "did not finish" in back.text and 'action="/account/login"' in back.text
+
+
+def test_cookies_are_secure_behind_https(gateway_settings: Settings, database: Database) -> None:
+    """Served under an https public URL (behind a TLS proxy): every cookie is Secure."""
+    port = free_port()
+    settings = gateway_settings.model_copy(
+        update={"port": port, "public_url": f"https://127.0.0.1:{port}"}
+    )
+    server = ServerThread(create_app(settings, database), port=port).start()
+    try:
+        email = new_email()
+        with database.session() as session:
+            create_developer(session, email, PASSWORD)
+        dash = Dash(server.url)
+        page = dash.http.get("/dashboard/login")
+        csrf_cookie = next(
+            c for c in page.headers.get_list("set-cookie") if c.startswith("lg_csrf=")
+        )
+        assert "Secure" in csrf_cookie and "HttpOnly" in csrf_cookie
+        # httpx keeps Secure cookies away from http://, so hand the CSRF cookie over ourselves.
+        value = csrf_cookie.split(";", 1)[0].split("=", 1)[1]
+        r = dash.http.post(
+            "/dashboard/login",
+            data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+            cookies={"lg_csrf": value},
+        )
+        assert r.status_code == 303
+        session_cookie = next(
+            c for c in r.headers.get_list("set-cookie") if c.startswith("lg_dev=")
+        )
+        assert "Secure" in session_cookie and "HttpOnly" in session_cookie
+        assert "SameSite=lax" in session_cookie
+    finally:
+        server.stop()
