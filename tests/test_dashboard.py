@@ -201,6 +201,16 @@ def introspect_active(gw_url: str, client_id: str, secret: str, token: str) -> b
     return bool(r.json()["active"])
 
 
+def webcast_status(gw_url: str, token: str, unique_id: str) -> int:
+    r = httpx.get(
+        f"{gw_url}/webcast/room_id",
+        params={"unique_id": unique_id},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=15,
+    )
+    return r.status_code
+
+
 def userinfo_status(gw_url: str, token: str) -> int:
     r = httpx.get(f"{gw_url}/tiktok/oauth/userinfo", headers={"Authorization": f"Bearer {token}"})
     return r.status_code
@@ -620,8 +630,14 @@ def test_usage_page_and_csv(gateway: ServerThread, sim: ServerThread, database: 
         )
         session.add(old)
 
-    page = dash.get(f"/dashboard/clients/{client_id}/usage")
-    assert page.status_code == 200
+    # One real call through the webcast API, which records it in the background.
+    live = webcast_status(gateway.url, token["access_token"], "nobody" + secrets.token_hex(3))
+
+    def usage_page() -> httpx.Response | None:
+        r = dash.get(f"/dashboard/clients/{client_id}/usage")
+        return r if 'data-counter="webcast_calls">5<' in r.text else None
+
+    page = wait_for(usage_page, timeout=10, interval=0.2, what="the webcast call on the usage page")
     counters = dict(re.findall(r'data-counter="(\w+)">(\d+)<', page.text))
     assert counters == {
         "authorizations_started": "2",
@@ -629,12 +645,12 @@ def test_usage_page_and_csv(gateway: ServerThread, sim: ServerThread, database: 
         "authorizations_refused": "1",
         "active_grants": "1",
         "token_refreshes": "1",
-        "webcast_calls": "4",
+        "webcast_calls": "5",
         "rate_limited": "1",
     }
     assert "<svg" in page.text and 'role="img"' in page.text
     month = dash.get(f"/dashboard/clients/{client_id}/usage?window=30d")
-    assert dict(re.findall(r'data-counter="(\w+)">(\d+)<', month.text))["webcast_calls"] == "5"
+    assert dict(re.findall(r'data-counter="(\w+)">(\d+)<', month.text))["webcast_calls"] == "6"
 
     csv_r = dash.get(f"/dashboard/clients/{client_id}/usage.csv?window=24h")
     assert csv_r.status_code == 200
@@ -645,9 +661,10 @@ def test_usage_page_and_csv(gateway: ServerThread, sim: ServerThread, database: 
     assert header[0] == "bucket_start" and "webcast_calls" in header
     hourly = [r for r in rows[1:] if r and r[0] != "route" and len(r) == len(header)]
     assert len(hourly) == 24
-    assert sum(int(r[header.index("webcast_calls")]) for r in hourly) == 4
+    assert sum(int(r[header.index("webcast_calls")]) for r in hourly) == 5
     assert sum(int(r[header.index("authorizations_completed")]) for r in hourly) == 1
     assert ["fetch", "200", "2"] in rows and ["fetch", "429", "1"] in rows
+    assert ["GET /webcast/room_id", str(live), "1"] in rows
     month_csv = list(
         csv.reader(
             io.StringIO(dash.get(f"/dashboard/clients/{client_id}/usage.csv?window=30d").text)
@@ -678,6 +695,7 @@ def test_account_lists_and_revokes_apps(
     token = authorize(gateway.url, sim.url, client_id, secret, user)
     token2 = authorize(gateway.url, sim.url, other_id, other_secret, user)
     assert userinfo_status(gateway.url, token["access_token"]) == 200
+    assert webcast_status(gateway.url, token["access_token"], user) != 401
 
     # Signed out: the sign-in page.
     anon = httpx.get(f"{gateway.url}/account")
@@ -711,6 +729,7 @@ def test_account_lists_and_revokes_apps(
 
     # Every token of that grant died at once; the other app is untouched.
     assert userinfo_status(gateway.url, token["access_token"]) == 401
+    assert webcast_status(gateway.url, token["access_token"], user) == 401
     assert not introspect_active(gateway.url, client_id, secret, token["access_token"])
     assert not introspect_active(gateway.url, client_id, secret, token["refresh_token"])
     r = httpx.post(

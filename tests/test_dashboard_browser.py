@@ -249,6 +249,12 @@ async def _journey(
         assert r.status_code == 200 and r.json()["active"] is False
         r = await http.get("/tiktok/oauth/userinfo", headers={"Authorization": f"Bearer {access}"})
         assert r.status_code == 401
+        r = await http.get(
+            "/webcast/room_id",
+            params={"unique_id": user},
+            headers={"Authorization": f"Bearer {access}"},
+        )
+        assert r.status_code == 401
 
     # Sign out of the dashboard.
     await page.goto(f"{gw}/dashboard/clients")
