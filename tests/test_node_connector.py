@@ -1,0 +1,116 @@
+"""tiktok-live-connector 2.5.0 (Node) connects through livegate's /webcast/rooms/{id}/connect.
+
+The connector reads `SIGN_API_URL` when its module loads and sends its `signApiKey` as
+`x-api-key` and `?apiKey=`; `connect(roomId)` with `fetchRoomInfoOnConnect: false` makes no
+direct TikTok call, and the WebSocket goes to whatever push_server the fetch names (the
+simulator). Skipped when node or tests/node/node_modules is missing (`make node-deps`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from livegate.db.engine import Database
+from tests.oauth_helpers import register
+from tests.servers import ServerThread
+from tests.webcast_helpers import add_comment, api_key_for, new_room
+
+NODE_DIR = Path(__file__).parent / "node"
+SCRIPT = NODE_DIR / "connector_test.mjs"
+NODE = shutil.which("node")
+
+pytestmark = pytest.mark.skipif(
+    NODE is None or not (NODE_DIR / "node_modules" / "tiktok-live-connector").is_dir(),
+    reason="node or tests/node/node_modules missing (run `make node-deps`)",
+)
+
+
+def run_connector(
+    env: dict[str, str],
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float = 40,
+) -> list[dict[str, Any]]:
+    """Run the script, calling `on_event` for each JSON line as it arrives."""
+    assert NODE is not None
+    proc = subprocess.Popen(
+        [NODE, str(SCRIPT)],
+        cwd=NODE_DIR,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    events: list[dict[str, Any]] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("{"):
+                event = json.loads(line)
+                events.append(event)
+                if on_event:
+                    on_event(event)
+        proc.wait()
+    finally:
+        timer.cancel()
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert events, f"no output; rc={proc.returncode} stderr={stderr[-2000:]}"
+    return events
+
+
+def test_node_connector_receives_a_comment_through_livegate(
+    gateway: ServerThread, sim: ServerThread, database: Database
+) -> None:
+    streamer = "node" + secrets.token_hex(4)
+    room_id = new_room(sim.url, streamer)
+    add_comment(sim.url, room_id, "nodefan" + secrets.token_hex(2), "hello node")
+    key = api_key_for(database, register(database))
+    httpx.delete(f"{sim.url}/_sim/requests")
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "connected":  # the WebSocket is up: this one arrives over it
+            add_comment(sim.url, room_id, "nodefan" + secrets.token_hex(2), "over the socket")
+
+    events = run_connector(
+        {
+            "SIGN_API_URL": gateway.url,
+            "LIVEGATE_API_KEY": key,
+            "ROOM_ID": room_id,
+            "STREAMER": streamer,
+            "WANT_COMMENT": "over the socket",
+        },
+        on_event,
+    )
+    assert {"event": "connected", "roomId": room_id} in events, events
+    chats = [e["comment"] for e in events if e["event"] == "chat"]
+    assert chats == ["hello node", "over the socket"], events
+    # It went through the connect route, and livegate fetched from the simulator.
+    fetches = httpx.get(f"{sim.url}/_sim/requests", params={"path": "im/fetch"}).json()
+    assert any(f["query"].get("room_id") == room_id for f in fetches)
+
+
+def test_node_connector_sees_livegate_refusals(gateway: ServerThread, sim: ServerThread) -> None:
+    room_id = new_room(sim.url, "nodex" + secrets.token_hex(4))
+    events = run_connector(
+        {
+            "SIGN_API_URL": gateway.url,
+            "LIVEGATE_API_KEY": "lg_ak_unknown",
+            "ROOM_ID": room_id,
+            "STREAMER": "whoever",
+            "WANT_COMMENT": "never",
+        }
+    )
+    errors = [e for e in events if e["event"] == "error"]
+    assert errors and "401" in errors[0]["message"], events
