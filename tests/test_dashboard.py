@@ -828,3 +828,22 @@ def test_cookies_are_secure_behind_https(gateway_settings: Settings, database: D
         assert "SameSite=lax" in session_cookie
     finally:
         server.stop()
+
+
+def test_expired_sessions_are_purged(database: Database) -> None:
+    from livegate.dashboard import sessions
+    from livegate.housekeeping import purge_all
+
+    with database.session() as session:
+        token, row = sessions.create(session, "developer", ttl=60)
+        row.expires_at = utcnow() - dt.timedelta(days=1)
+        live_token, _ = sessions.create(session, "developer", ttl=3600)
+    with database.session() as session:
+        assert sessions.find(session, token, ("developer",), 60) is None  # expired: refused
+    purge_all(database)
+    with database.session() as session:
+        assert (
+            session.scalar(select(WebSession).where(WebSession.token_digest == digest(token)))
+            is None
+        )
+        assert sessions.find(session, live_token, ("developer",), 3600) is not None

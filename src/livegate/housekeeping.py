@@ -18,6 +18,7 @@ from livegate.db.models import (
     PendingLogin,
     RefreshToken,
     SessionKeyWrap,
+    WebSession,
     utcnow,
 )
 
@@ -36,6 +37,7 @@ def purge(session: Session, batch: int = 1000) -> dict[str, int]:
         ("access_tokens", AccessToken, AccessToken.expires_at),
         ("refresh_tokens", RefreshToken, RefreshToken.expires_at),
         ("pending_logins", PendingLogin, PendingLogin.expires_at),
+        ("web_sessions", WebSession, WebSession.expires_at),
     ):
         cutoff = now if model is SessionKeyWrap else now - GRACE
         ids = list(session.scalars(select(model.id).where(column <= cutoff).limit(batch)))  # type: ignore[attr-defined]
