@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,18 @@ class Caller:
     expires_at: dt.datetime
 
 
+UNPRINTABLE = {
+    "error": "invalid_request",
+    "error_description": "The request contains characters that are not allowed.",
+}
+
+
+def _unprintable(exc: ValueError) -> bool:
+    # Authlib echoes some request values into error descriptions and refuses to build one
+    # with characters RFC 6749 §5.2 forbids; that is still just a bad request.
+    return "forbidden characters" in str(exc)
+
+
 class TokenRejected(Exception):
     def __init__(self, error: str, description: str) -> None:
         super().__init__(description)
@@ -73,15 +86,28 @@ class OAuthService:
             finally:
                 current_db.reset(token)
 
+    def _endpoint(self, call: Callable[[], OAuthResult]) -> OAuthResult:
+        try:
+            result: OAuthResult = self._run(lambda _s: call())
+        except ValueError as exc:
+            if not _unprintable(exc):
+                raise
+            return OAuthResult(400, dict(UNPRINTABLE))
+        return result
+
     # -- authorization endpoint -------------------------------------------------------------
 
     def check_authorization(self, uri: str, params: list[tuple[str, str]]) -> AuthorizeCheck:
         request = LivegateRequest("GET", uri, {}, params)
 
-        def run(session: Session) -> AuthorizeCheck:
+        def check(session: Session) -> AuthorizeCheck:
             try:
                 grant = self.server.get_consent_grant(request)
                 grant.validate_authorization_request()
+            except ValueError as exc:
+                if not _unprintable(exc):
+                    raise
+                return AuthorizeCheck(error=OAuthResult(400, dict(UNPRINTABLE)))
             except OAuth2Error as error:
                 result = oauth_error(error)
                 if error.redirect_uri and result.location:
@@ -98,7 +124,7 @@ class OAuthService:
                 client=client_row, scopes=(request.scope or "").split(), params=params_dict
             )
 
-        result: AuthorizeCheck = self._run(run)
+        result: AuthorizeCheck = self._run(check)
         return result
 
     def complete_authorization(
@@ -168,26 +194,21 @@ class OAuthService:
         self, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
     ) -> OAuthResult:
         request = LivegateRequest("POST", uri, headers, params)
-        result: OAuthResult = self._run(lambda _s: self.server.create_token_response(request))
-        return result
+        return self._endpoint(lambda: self.server.create_token_response(request))
 
     def revoke(
         self, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
     ) -> OAuthResult:
         request = LivegateRequest("POST", uri, headers, params)
-        result: OAuthResult = self._run(
-            lambda _s: self.server.create_endpoint_response("revocation", request)
-        )
-        return result
+        return self._endpoint(lambda: self.server.create_endpoint_response("revocation", request))
 
     def introspect(
         self, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
     ) -> OAuthResult:
         request = LivegateRequest("POST", uri, headers, params)
-        result: OAuthResult = self._run(
-            lambda _s: self.server.create_endpoint_response("introspection", request)
+        return self._endpoint(
+            lambda: self.server.create_endpoint_response("introspection", request)
         )
-        return result
 
     def validate_refresh(self, refresh_token: str, client_id: str) -> dict[str, Any]:
         def run(session: Session) -> dict[str, Any]:
