@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -85,3 +87,36 @@ def test_sample_app_shows_refusal(
     assert isinstance(redirect, str)
     user.get(redirect.removeprefix(sample.url))
     assert "Authorization failed: access_denied" in user.get("/").text
+
+
+def test_sample_app_streams_live_chat_through_livegate(
+    sample: ServerThread, gateway: ServerThread, sim: ServerThread
+) -> None:
+    room = httpx.post(f"{sim.url}/_sim/rooms", json={"unique_id": "demo_streamer"}).json()
+    user = connect(sample, gateway, sim, "chatwatcher")
+    httpx.post(
+        f"{sim.url}/_sim/rooms/{room['room_id']}/comments",
+        json={"unique_id": "alice", "text": "before connect"},
+    )
+    seen: list[str] = []
+    with user.stream("GET", "/chat/stream", timeout=20) as stream:
+        assert stream.status_code == 200
+        event = None
+        deadline = time.monotonic() + 30
+        for line in stream.iter_lines():
+            assert time.monotonic() < deadline, f"no chat after 30 s; saw {seen}"
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                data = json.loads(line.removeprefix("data: "))
+                assert event != "error", data
+                if event == "status":
+                    httpx.post(
+                        f"{sim.url}/_sim/rooms/{room['room_id']}/comments",
+                        json={"unique_id": "bob", "text": "after connect"},
+                    )
+                if event == "comment":
+                    seen.append(data["text"])
+                    if "after connect" in seen:
+                        break
+    assert "before connect" in seen and "after connect" in seen
