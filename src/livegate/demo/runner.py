@@ -31,7 +31,7 @@ LINES = [
     "hello from the simulator!",
     "this stream is great",
     "who else is watching?",
-    "livegate works 🎉",
+    "livegate works!",
     "greetings from the chat",
     "can you say hi to me?",
 ]
