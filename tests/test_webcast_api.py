@@ -542,3 +542,27 @@ def test_calls_are_recorded_for_the_usage_page(
     got = wait_for(lambda: rows() if len(rows()) >= 2 else None, timeout=10)
     assert {"route": "GET /webcast/fetch", "status": 200} in got
     assert {"route": "GET /webcast/fetch", "status": 400} in got
+
+
+def test_push_server_rewrite_keeps_every_other_field() -> None:
+    from TikTokLive.proto import BaseProtoMessage
+
+    from livegate.api.wsproxy import rewrite_push_server
+
+    original = ProtoMessageFetchResult(
+        messages=[BaseProtoMessage(method="WebcastChatMessage", payload=b"x" * 300, msg_id=7)],
+        cursor="t-1_r-1",
+        route_params={"wrss": "abc"},
+        push_server="wss://webcast-ws.tiktok.com/webcast/im/ws_proxy/ws_reuse_supplement/",
+        is_first=True,
+        need_ack=True,
+        internal_ext="seq:3",
+    )
+    out = rewrite_push_server(bytes(original), lambda up: "ws://gw/webcast/ws/t/?" + up[-8:])
+    parsed = ProtoMessageFetchResult().parse(out)
+    assert parsed.push_server == "ws://gw/webcast/ws/t/?plement/"
+    parsed.push_server = original.push_server
+    assert parsed == original
+    # No push_server on the wire: the proto-class fallback leaves the result alone.
+    bare = ProtoMessageFetchResult(cursor="c")
+    assert rewrite_push_server(bytes(bare), lambda up: "nope") == bytes(bare)

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from livegate.api.auth import Principal
+from livegate.api.perf import cache_missing_sniffio
 from livegate.api.ratelimit import CALLS, CONNECT
 from livegate.api.schemas import BulkLiveCheckBody, ChatBody, FetchBody, RankingsBody, json_body
 from livegate.api.service import WebcastApi
@@ -226,6 +227,7 @@ async def ws_proxy(ws: WebSocket, ticket: str) -> None:
 
 def install(app: FastAPI) -> WebcastApi:
     """Build the webcast API on `app.state` (settings, db, oauth, http) and mount the routes."""
+    cache_missing_sniffio()
     state = app.state
     webcast = getattr(state, "webcast", None)
     if webcast is None:

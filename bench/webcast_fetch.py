@@ -1,0 +1,233 @@
+"""Added latency of `GET /webcast/fetch` through livegate vs the simulator's im/fetch directly.
+
+Starts its own simulator and gateway (`livegate simulator` / `livegate serve` subprocesses on
+loopback), signs a viewer in through the real QR flow for an access token, creates an API key,
+then measures p50/p99 at concurrency 1, 16 and 64 with bounded request counts:
+
+  direct   GET {sim}/webcast/im/fetch/?room_id=...             (what livegate calls upstream)
+  apikey   GET {gateway}/webcast/fetch?room_id=...  X-Api-Key   (anonymous: body passed through)
+  token    GET {gateway}/webcast/fetch?room_id=...  Bearer      (session from the vault; the
+                                                                push_server is rewritten)
+
+Usage:
+  .venv/bin/python bench/webcast_fetch.py                       # SQLite in a temp dir
+  .venv/bin/python bench/webcast_fetch.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+     (creates and afterwards drops a scratch database `livegate_bench_<random>` on that server)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.oauth_helpers import App, tokens_for  # noqa: E402
+
+LIVEGATE = str(Path(sys.executable).parent / "livegate")
+REDIRECT = "http://127.0.0.1:9/callback"
+LEVELS = {1: 1000, 16: 2000, 64: 3000}
+WARMUP = 300
+# Both servers under uvicorn without access logs, so the numbers are about the request path.
+SIM_MAIN = """
+import sys, uvicorn
+from livegate.simulator.app import create_simulator_app
+uvicorn.run(create_simulator_app(), host="127.0.0.1", port=int(sys.argv[1]),
+            access_log=False, log_level="warning")
+"""
+GATEWAY_MAIN = """
+import sys, uvicorn
+from livegate.app import create_app
+from livegate.config import Settings
+uvicorn.run(create_app(Settings()), host="127.0.0.1", port=int(sys.argv[1]),
+            access_log=False, log_level="warning")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+@contextmanager
+def scratch_postgres(server_url: str) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = "livegate_bench_" + secrets.token_hex(4)
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def servers(db_url: str, data_dir: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
+    sim_port, gw_port = free_port(), free_port()
+    sim_url, gw_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}"
+    env = {
+        **os.environ,
+        "LIVEGATE_DATABASE_URL": db_url,
+        "LIVEGATE_DATA_DIR": str(data_dir),
+        "LIVEGATE_TIKTOK_URL": sim_url,
+        "LIVEGATE_PUBLIC_URL": gw_url,
+        "LIVEGATE_RATE_LIMIT_CONNECT": "100000000/minute",
+        "LIVEGATE_RATE_LIMIT_CALLS": "100000000/minute",
+        "LIVEGATE_LOG_LEVEL": "warning",
+        "LIVEGATE_PURGE_INTERVAL": "0",
+    }
+    env.pop("LIVEGATE_REDIS_URL", None)
+    logs = open(data_dir / "servers.log", "w")  # noqa: SIM115
+    quiet = {"stdout": logs, "stderr": logs}
+    subprocess.run([LIVEGATE, "db", "upgrade"], env=env, check=True, **quiet)  # type: ignore[call-overload]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SIM_MAIN, str(sim_port)], env=env, **quiet),  # type: ignore[call-overload]
+        subprocess.Popen([sys.executable, "-c", GATEWAY_MAIN, str(gw_port)], env=env, **quiet),  # type: ignore[call-overload]
+    ]
+    try:
+        wait_http(sim_url + "/_sim/rooms")
+        wait_http(gw_url + "/.well-known/oauth-authorization-server")
+        yield sim_url, gw_url, env
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+
+
+def cli_json(env: dict[str, str], *args: str) -> dict[str, str]:
+    out = subprocess.run([LIVEGATE, *args], env=env, check=True, capture_output=True, text=True)
+    data: dict[str, str] = json.loads(out.stdout)
+    return data
+
+
+async def measure(
+    url: str, headers: dict[str, str], concurrency: int, total: int, data_dir: Path
+) -> list[float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=10, headers=headers) as client:
+        queue = iter(range(total))
+
+        async def worker() -> None:
+            for _ in queue:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.get(url)
+                except httpx.HTTPError as exc:
+                    log = (data_dir / "servers.log").read_text()[-3000:]
+                    raise SystemExit(
+                        f"{url.split('?')[0]} c={concurrency}: {exc!r}\n{log}"
+                    ) from exc
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200 or not r.content:
+                    raise SystemExit(
+                        f"error under load ({url.split('?')[0]}, c={concurrency}): "
+                        f"{r.status_code} {r.text[:200]}"
+                    )
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def run(db_url: str, label: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp, servers(db_url, Path(tmp)) as (sim, gw, env):
+        client = cli_json(
+            env, "clients", "create", "--name", "bench", "--redirect-uri", REDIRECT,
+            "--scope", "webcast:fetch", "--json",
+        )  # fmt: skip
+        key = cli_json(env, "apikeys", "create", "--client-id", client["client_id"], "--json")
+        app = App(client["client_id"], client["client_secret"], REDIRECT)
+        token = tokens_for(gw, sim, app, scope="webcast:fetch", unique_id="benchviewer")
+        room = httpx.post(f"{sim}/_sim/rooms", json={"unique_id": "benchstreamer"}).json()
+        room_id = room["room_id"]
+        for i in range(1):
+            httpx.post(
+                f"{sim}/_sim/rooms/{room_id}/comments",
+                json={"unique_id": f"fan{i}", "text": f"comment {i}"},
+            ).raise_for_status()
+        targets = {
+            "direct": (f"{sim}/webcast/im/fetch/?room_id={room_id}&cursor=", {}),
+            "apikey": (f"{gw}/webcast/fetch?room_id={room_id}", {"X-Api-Key": key["api_key"]}),
+            "token": (
+                f"{gw}/webcast/fetch?room_id={room_id}",
+                {"Authorization": f"Bearer {token['access_token']}"},
+            ),
+        }
+        for url, headers in targets.values():
+            asyncio.run(measure(url, headers, 8, WARMUP, Path(tmp)))
+        print(
+            f"\n## {label}: GET /webcast/fetch, latency in ms (loopback, {sys.platform})",
+            flush=True,
+        )
+        print(
+            f"{'conc':>4} {'n':>5} | {'direct p50':>10} {'p99':>7} | {'apikey p50':>10} {'p99':>7}"
+            f" {'+p50':>6} {'+p99':>6} | {'token p50':>9} {'p99':>7} {'+p50':>6} {'+p99':>6}"
+        )
+        for conc, total in LEVELS.items():
+            res = {
+                name: asyncio.run(measure(u, h, conc, total, Path(tmp)))
+                for name, (u, h) in targets.items()
+            }
+            d50, d99 = pct(res["direct"], 50), pct(res["direct"], 99)
+            row = f"{conc:>4} {total:>5} | {d50:>10.2f} {d99:>7.2f} |"
+            for name in ("apikey", "token"):
+                p50, p99 = pct(res[name], 50), pct(res[name], 99)
+                row += f" {p50:>10.2f} {p99:>7.2f} {p50 - d50:>+6.2f} {p99 - d99:>+6.2f} |"
+            print(row.rstrip(" |"))
+        mean_direct = statistics.fmean(res["direct"])
+        print(f"(mean direct at c=64: {mean_direct:.2f} ms; errors: 0)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--postgres", metavar="SERVER_URL", help="benchmark on PostgreSQL")
+    parser.add_argument("--sqlite", action="store_true", help="also/only SQLite (default)")
+    args = parser.parse_args()
+    if args.sqlite or not args.postgres:
+        with tempfile.TemporaryDirectory() as tmp:
+            run(f"sqlite:///{tmp}/bench.db", "SQLite")
+    if args.postgres:
+        with scratch_postgres(args.postgres) as url:
+            run(url, "PostgreSQL")
+
+
+if __name__ == "__main__":
+    main()
