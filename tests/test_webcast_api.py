@@ -225,6 +225,7 @@ def test_fetch_with_token_uses_the_session_and_proxies_the_websocket(
     url += f"&room_id={room_id}"
     with ws_connect(url, subprotocols=["echo-protocol"], open_timeout=5) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "echo-protocol"
+        assert ws.response is not None
         assert "ping-interval" in (ws.response.headers.get("handshake-options") or "")
         add_comment(sim.url, room_id, uname("fan"), "over the proxy")
         frame = WebcastPushFrame().parse(ws.recv(timeout=5))  # type: ignore[arg-type]
