@@ -20,6 +20,8 @@ _PATTERNS = [
     # Pending-login ids are bearer-like: whoever holds one (and the cookie) drives the sign-in.
     (re.compile(r"(/tiktok/oauth/login/)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
     (re.compile(r"(/_sim/phone\?token=)[^&\s\"]+"), r"\1[redacted]"),
+    # WebSocket proxy tickets are single-use bearer capabilities.
+    (re.compile(r"(/webcast/ws/)[A-Za-z0-9_\-]+"), r"\1[redacted]"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/\-]+=*"), r"\1 [redacted]"),
 ]
 
