@@ -64,7 +64,8 @@ def test_no_secret_in_logs(
 def test_redaction_patterns() -> None:
     line = (
         "GET /cb?code=lg_ac_abc&state=s HTTP/1.1 Authorization: Bearer abc.def sessionid=deadbeef; "
-        "x lg_rt_123 /tiktok/oauth/login/LOGINID/status /_sim/phone?token=QRTOKEN /webcast/ws/WSTICKET/"
+        "x lg_rt_123 /tiktok/oauth/login/LOGINID/status /_sim/phone?token=QRTOKEN "
+        "/webcast/ws/WSTICKET/"
     )
     out = redact(line)
     for secret in (
