@@ -205,7 +205,14 @@ class WebcastClient:
         # Built by hand rather than via http.build_request so the shared client's cookie jar is
         # never merged in: one user's TikTok cookies must not ride along on another's request.
         request = httpx.Request(method, signed.url, headers=headers, content=content)
-        response = await self.http.send(request)
+        try:
+            response = await self.http.send(request)
+        except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError):
+            # Under load a pooled keep-alive connection may be closed by the peer just as we
+            # reuse it; a GET is safe to send once more, still inside the call's deadline.
+            if method != "GET":
+                raise
+            response = await self.http.send(request)
         log.debug("upstream %s %s -> %s", method, path, response.status_code)
         return response
 
