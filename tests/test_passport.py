@@ -389,7 +389,8 @@ async def test_no_secrets_in_logs(
 
 
 async def test_control_api(make_sim: SimFactory, http: httpx.AsyncClient, tmp_path: Path) -> None:
-    server, _ = make_sim(qr_lifetime=1)
+    # Long enough that neither QR expires while a loaded machine runs the first checks.
+    server, _ = make_sim(qr_lifetime=3)
     client = PassportClient(http, settings_for(server.url, tmp_path))
     uid = await new_account(http, server.url, "gina")
     _, first = await client.start()
@@ -409,7 +410,7 @@ async def test_control_api(make_sim: SimFactory, http: httpx.AsyncClient, tmp_pa
     def expired() -> bool:
         return bool(time.time() > second.expire_time)
 
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 8
     while not expired():
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
