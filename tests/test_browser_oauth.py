@@ -150,7 +150,8 @@ async def test_full_flow_in_browser(
     await phone.get_by_role("button", name="Confirm").click()
     await expect(phone.get_by_role("heading", level=1)).to_have_text("Logged in")
 
-    # login.js follows the final redirect to the app.
+    # The QR page says who signed in, then login.js follows the final redirect to the app.
+    await expect(page.get_by_test_id("signed-in-as")).to_have_text(f"Signed in as @{name}")
     params = await wait_callback(page, app)
     assert params["state"] == app.state
     assert params["iss"] == gateway.url

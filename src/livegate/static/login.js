@@ -27,13 +27,17 @@
     })
       .then(function (r) { return r.json(); })
       .then(function (s) {
-        if (s.redirect) { window.location.assign(s.redirect); return; }
         if (s.status_text) statusEl.textContent = s.status_text;
         statusEl.setAttribute("data-status", s.status);
         messageEl.textContent = s.message || "";
         if (s.unique_id && signedInEl) {
           signedInEl.textContent = (signedInEl.getAttribute("data-template") || "@{user}").replace("{user}", s.unique_id);
           signedInEl.classList.remove("hidden");
+        }
+        if (s.redirect) {
+          // Let the user see which account signed in before leaving for the app.
+          setTimeout(function () { window.location.assign(s.redirect); }, s.unique_id ? 1200 : 0);
+          return;
         }
         if (s.qr_expires_at) expires = s.qr_expires_at;
         if (s.qr_version && s.qr_version !== version) {
