@@ -94,15 +94,6 @@ class Vault:
         jar: dict[str, str] = json.loads(plain)
         return jar
 
-    def replace_session(
-        self, db: Session, row: TikTokSession, data_key: bytes, jar: dict[str, str]
-    ) -> None:
-        """Re-encrypt an updated jar under the same data key (e.g. refreshed ttwid)."""
-        row.nonce = os.urandom(12)
-        row.ciphertext = AESGCM(data_key).encrypt(
-            row.nonce, json.dumps(jar).encode(), f"grant:{row.grant_id}".encode()
-        )
-
     # -- wrappings --------------------------------------------------------------------------
 
     def wrap(
@@ -163,10 +154,6 @@ class Vault:
     def open(self, db: Session, secret: str) -> dict[str, str]:
         row, data_key = self.unwrap(db, secret)
         return self.decrypt_session(row, data_key)
-
-    @staticmethod
-    def destroy_wrap(db: Session, secret_digest: str) -> None:
-        db.execute(delete(SessionKeyWrap).where(SessionKeyWrap.secret_digest == secret_digest))
 
     @staticmethod
     def destroy_wraps(db: Session, secret_digests: list[str]) -> None:

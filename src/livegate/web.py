@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import MutableHeaders
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -61,9 +60,3 @@ def envelope(status: int, body: dict[str, Any]) -> dict[str, Any]:
     if "scope" in data and "access_token" in data:
         data["scopes"] = str(data.pop("scope") or "").split()
     return {"code": status, "message": "OK", "data": data, "error": None}
-
-
-def json_response(
-    body: dict[str, Any] | list[Any], status: int = 200, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)

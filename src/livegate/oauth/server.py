@@ -155,7 +155,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
         # The row stays (marked used) so a replay can be detected; only the wrapping goes.
-        Vault.destroy_wrap(db(), authorization_code.row.code_digest)
+        Vault.destroy_wraps(db(), [authorization_code.row.code_digest])
 
     def authenticate_user(self, authorization_code: Code) -> Grant | None:
         grant_row = db().get(Grant, authorization_code.row.grant_id)
@@ -197,7 +197,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return grant_row if grant_row.status == "active" else None
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
-        Vault.destroy_wrap(db(), refresh_token.row.token_digest)
+        Vault.destroy_wraps(db(), [refresh_token.row.token_digest])
 
 
 class Revocation(RevocationEndpoint):

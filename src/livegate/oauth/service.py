@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from livegate import audit
 from livegate.config import Settings
 from livegate.db.engine import Database
-from livegate.db.models import AccessToken, Grant, OAuthClient, TikTokAccount, utcnow
+from livegate.db.models import Grant, OAuthClient, TikTokAccount, utcnow
 from livegate.oauth import clients, scopes, tokens
 from livegate.oauth.context import current_db
 from livegate.oauth.requests import LivegateRequest
@@ -340,7 +340,3 @@ def upsert_account(session: Session, profile: TikTokProfile) -> TikTokAccount:
     account.is_private_account = profile.is_private_account
     session.flush()
     return account
-
-
-def access_token_rows(session: Session, grant_id: int) -> list[AccessToken]:
-    return list(session.scalars(select(AccessToken).where(AccessToken.grant_id == grant_id)))
