@@ -219,7 +219,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postgres", metavar="SERVER_URL", help="benchmark on PostgreSQL")
     parser.add_argument("--sqlite", action="store_true", help="also/only SQLite (default)")
+    parser.add_argument(
+        "--levels", default="1,16,64", help="concurrency levels, comma-separated (default 1,16,64)"
+    )
     args = parser.parse_args()
+    levels = {int(c) for c in args.levels.split(",")}
+    for conc in list(LEVELS):
+        if conc not in levels:
+            del LEVELS[conc]
     if args.sqlite or not args.postgres:
         with tempfile.TemporaryDirectory() as tmp:
             run(f"sqlite:///{tmp}/bench.db", "SQLite")

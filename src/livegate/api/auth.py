@@ -7,10 +7,13 @@
   token, the key must belong to the token's app.
 - Neither: 401. Anonymous calls need an API key, so every call is attributable to an app.
 
-Hot path: the token's validity (revoked, expired, grant status) is read from the database on
-every call with one small query, so revocation and `login_required` take effect on the next
-call; the expensive part (the joined token load and the vault unwrap) is cached per token for
-a short while. API keys are cached for a few seconds.
+Hot path: a token's or key's check is kept in memory, tagged with the database's change
+generation (`db/changes.py`). A warm call uses it without touching the database or a worker
+thread. Any write by this process to the token, grant, session, client or key tables moves
+the generation, so revocation and `login_required` take effect on the next call. Writes by
+other processes (a second worker, the CLI) are seen once the entry is `STATUS_TTL` old. The
+expensive part (the joined token load and the vault unwrap) is reused for `SESSION_TTL`
+while the generation stays the same.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from livegate.oauth.bearer import extract_token
 from livegate.oauth.service import Caller, OAuthService, TokenRejected
 from livegate.secrets import ACCESS_TOKEN_PREFIX, API_KEY_PREFIX, digest
 
-TOKEN_CACHE_TTL = 120.0
-API_KEY_CACHE_TTL = 5.0
+STATUS_TTL = 1.0  # how long a revocation made by another process can go unseen here
+SESSION_TTL = 120.0  # how long an unwrapped session is reused (same generation)
 CACHE_SIZE = 10_000
 
 _TOKEN_STATUS = (
@@ -46,7 +49,6 @@ _TOKEN_STATUS = (
 _API_KEY = select(ApiKey.id, ApiKey.client_pk, ApiKey.revoked_at).where(
     ApiKey.key_digest == bindparam("d")
 )
-_GRANT_STATUS = select(Grant.status).where(Grant.id == bindparam("g"))
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,20 @@ class Principal:
 
 
 @dataclass
-class _Cached:
+class _TokenEntry:
     caller: Caller
     jar: dict[str, str] | None
-    at: float
+    expires_at: float  # POSIX time
+    generation: int  # the change generation the status was read under
+    checked_at: float  # monotonic: when the status was read
+    loaded_at: float  # monotonic: when caller and jar were loaded
+
+
+@dataclass
+class _KeyEntry:
+    info: KeyInfo
+    generation: int
+    checked_at: float
 
 
 class _Lru(OrderedDict[str, Any]):
@@ -129,17 +141,33 @@ class Authenticator:
         self._tokens: _Lru = _Lru()
         self._keys: _Lru = _Lru()
 
-    # -- the per-call check (runs in a worker thread: database I/O) ----------------------
+    # -- warm checks (event loop: memory only) ---------------------------------------------
 
-    def _check(
-        self, token: str | None, api_key: str | None
-    ) -> tuple[Caller | None, dict[str, str] | None, KeyInfo | None]:
-        key_info = self._api_key(api_key) if api_key is not None else None
-        if token is None:
-            return None, None, key_info
-        if not token.startswith(ACCESS_TOKEN_PREFIX):
-            raise invalid_token("The access token is unknown.")
-        d = digest(token)
+    def _fresh_token(self, d: str) -> _TokenEntry | None:
+        entry: _TokenEntry | None = self._tokens.get(d)
+        if (
+            entry is not None
+            and entry.generation == self.db.changes.generation
+            and time.monotonic() - entry.checked_at < STATUS_TTL
+            and entry.expires_at > time.time()
+        ):
+            return entry
+        return None
+
+    def _fresh_key(self, d: str) -> KeyInfo | None:
+        entry: _KeyEntry | None = self._keys.get(d)
+        if (
+            entry is not None
+            and entry.generation == self.db.changes.generation
+            and time.monotonic() - entry.checked_at < STATUS_TTL
+        ):
+            return entry.info
+        return None
+
+    # -- cold checks (a worker thread: database I/O) ----------------------------------------
+
+    def _check_token(self, token: str, d: str) -> _TokenEntry:
+        generation = self.db.changes.generation  # read before the database, never after
         with self.db.engine.connect() as conn:
             row = conn.execute(_TOKEN_STATUS, {"d": d}).first()
         if row is None:
@@ -154,41 +182,45 @@ class Authenticator:
             raise invalid_token("The access token expired.")
         if grant_status != "active":
             raise invalid_token("The authorization was revoked.")
-        cached = self._tokens.get(d)
-        if cached is not None and time.monotonic() - cached.at < TOKEN_CACHE_TTL:
-            return cached.caller, cached.jar, key_info
-        try:
-            caller, jar = self.oauth.authenticate(token, with_session=True)
-        except TokenRejected as exc:
-            raise invalid_token(exc.description) from None
-        self._tokens.put(d, _Cached(caller, jar, time.monotonic()))
-        return caller, jar, key_info
+        now = time.monotonic()
+        entry: _TokenEntry | None = self._tokens.get(d)
+        if entry is None or entry.generation != generation or now - entry.loaded_at > SESSION_TTL:
+            try:
+                caller, jar = self.oauth.authenticate(token, with_session=True)
+            except TokenRejected as exc:
+                raise invalid_token(exc.description) from None
+            entry = _TokenEntry(
+                caller, jar, caller.expires_at.timestamp(), generation, now, loaded_at=now
+            )
+        else:
+            entry = _TokenEntry(
+                entry.caller, entry.jar, entry.expires_at, generation, now, entry.loaded_at
+            )
+        self._tokens.put(d, entry)
+        return entry
 
-    def _api_key(self, key: str) -> KeyInfo:
-        if not key.startswith(API_KEY_PREFIX):
-            raise _bad_key()
-        d = digest(key)
-        cached = self._keys.get(d)
-        if cached is not None and time.monotonic() - cached[1] < API_KEY_CACHE_TTL:
-            info: KeyInfo = cached[0]
-            return info
+    def _check_key(self, d: str) -> KeyInfo:
+        generation = self.db.changes.generation
         with self.db.engine.connect() as conn:
             row = conn.execute(_API_KEY, {"d": d}).first()
         if row is None or row.revoked_at is not None:
             self._keys.pop(d, None)
             raise _bad_key()
         info = KeyInfo(id=row.id, client_pk=row.client_pk, ident=d[:24])
-        self._keys.put(d, (info, time.monotonic()))
+        self._keys.put(d, _KeyEntry(info, generation, time.monotonic()))
         return info
+
+    def _check(
+        self, token: str | None, token_d: str | None, key_d: str | None
+    ) -> tuple[_TokenEntry | None, KeyInfo | None]:
+        key_info = (self._fresh_key(key_d) or self._check_key(key_d)) if key_d else None
+        if token is None or token_d is None:
+            return None, key_info
+        return self._fresh_token(token_d) or self._check_token(token, token_d), key_info
 
     def forget_grant(self, grant_id: int) -> None:
         for d in [d for d, c in list(self._tokens.items()) if c.caller.grant_id == grant_id]:
             self._tokens.pop(d, None)
-
-    def grant_active(self, grant_id: int) -> bool:
-        with self.db.engine.connect() as conn:
-            status = conn.execute(_GRANT_STATUS, {"g": grant_id}).scalar()
-        return status == "active"
 
     def token_usable(self, token_digest: str, grant_id: int) -> bool:
         """Whether the token (by its digest) is still valid and its grant still active."""
@@ -218,8 +250,18 @@ class Authenticator:
             )
         if token is None and api_key is None:
             raise no_credentials_error()
-        caller, jar, key_info = await to_thread.run_sync(self._check, token, api_key)
-        if caller is not None:
+        if api_key is not None and not api_key.startswith(API_KEY_PREFIX):
+            raise _bad_key()
+        if token is not None and not token.startswith(ACCESS_TOKEN_PREFIX):
+            raise invalid_token("The access token is unknown.")
+        token_d = digest(token) if token else None
+        key_d = digest(api_key) if api_key else None
+        entry = self._fresh_token(token_d) if token_d else None
+        key_info = self._fresh_key(key_d) if key_d else None
+        if (token_d and entry is None) or (key_d and key_info is None):
+            entry, key_info = await to_thread.run_sync(self._check, token, token_d, key_d)
+        if entry is not None:
+            caller, jar = entry.caller, entry.jar
             if scope and scope not in caller.scopes:
                 raise insufficient_scope(scope)
             if key_info is not None and key_info.client_pk != caller.client_pk:
@@ -233,7 +275,7 @@ class Authenticator:
                 api_key=key_info,
                 jar=dict(jar) if jar else None,
                 vault_session=bool(jar and jar.get("sessionid")),
-                token_digest=digest(token) if token else None,
+                token_digest=token_d,
             )
         own = parse_cookie_header(cookie_header) if cookie_header else None
         return Principal(

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from livegate.db.changes import ChangeCounter
+
 
 def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"future": True}
@@ -35,6 +37,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.changes = ChangeCounter(self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
