@@ -250,6 +250,23 @@ async def test_fetch_sends_the_session_jar_as_cookies(sim: Sim, client: WebcastC
     assert req["query"]["user_is_login"] == "true"
 
 
+async def test_the_shared_client_keeps_no_cookie(sim: Sim, tmp_path: Path) -> None:
+    """TikTok's Set-Cookie answers must never ride along on another caller's request."""
+    # By host name: cookie jars refuse cookies from bare IP addresses, which would hide a leak.
+    url = sim.url.replace("127.0.0.1", "localhost")
+    settings = Settings(tiktok_url=url, data_dir=tmp_path)
+    room_id = sim.room(uid("streamer"))
+    async with make_http_client(settings) as http:
+        client = WebcastClient(http, settings, PassThroughSigner())
+        first = await client.fetch(room_id, cookies=sim.session(uid("viewer")))
+        assert {"ttwid", "msToken"} <= set(first.set_cookies)  # TikTok did set cookies
+        await client.fetch(room_id)
+    requests = [r for r in sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
+    assert len(requests) == 2
+    assert requests[1]["cookie_names"] == []
+    assert requests[1]["query"]["user_is_login"] == "false"
+
+
 async def test_fetch_unknown_and_ended_rooms(sim: Sim, client: WebcastClient) -> None:
     with pytest.raises(RoomNotFound):
         await client.fetch("7999999999999999999")
@@ -324,6 +341,44 @@ async def test_unreachable_upstream_is_upstream_error(tmp_path: Path) -> None:
             await client.fetch("1")
         with pytest.raises(UpstreamError):
             await client.room_id_for("nobody")
+
+
+async def _serve_raw(answer: bytes | None) -> tuple[asyncio.Server, str]:
+    """A TCP peer that reads a request, then sends `answer` (or nothing) and hangs up."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if answer is not None:
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (None, httpx.RemoteProtocolError),  # the peer hangs up without an answer
+        (b"HTTP/1.1 2x0 Nonsense\r\n\r\n", httpx.RemoteProtocolError),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", httpx.ReadError),
+    ],
+)
+async def test_transport_failures_arrive_as_httpx_errors(
+    tmp_path: Path, answer: bytes | None, expected: type[Exception]
+) -> None:
+    server, url = await _serve_raw(answer)
+    settings = Settings(tiktok_url=url, data_dir=tmp_path)
+    async with server, make_http_client(settings) as http:
+        with pytest.raises(httpx.TransportError) as exc:
+            await http.get(f"{url}/webcast/im/fetch/")
+        assert isinstance(exc.value, expected), repr(exc.value)
+        client = WebcastClient(http, settings, PassThroughSigner())
+        with pytest.raises(UpstreamError) as failure:
+            await client.fetch("1")
+        assert type(failure.value) is UpstreamError  # a broken answer, not a timeout
 
 
 # -- room id, live state, room info -----------------------------------------------------------

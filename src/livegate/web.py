@@ -44,6 +44,25 @@ class SecurityHeaders:
         await self.app(scope, receive, send_wrapper)
 
 
+class PrefixMount:
+    """Requests under `prefix` go straight to `target`, ahead of the wrapped app's routing.
+
+    Unlike `app.mount`, this sits in the middleware stack, so the target skips the outer
+    app's router and exception handlers; the middleware added after it still wraps both.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str, target: ASGIApp) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.target = target
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and scope["path"].startswith(self.prefix):
+            await self.target(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

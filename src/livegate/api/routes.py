@@ -1,11 +1,22 @@
 """`/webcast/*`: HTTP only. Each route names its scope and rate-limit category and hands the
-rest to `WebcastApi.run` (service.py)."""
+rest to `WebcastApi.run` (service.py).
+
+The resource server is a plain Starlette router, dispatched by path before FastAPI's routing
+(`web.PrefixMount`). Every route reads its own input and `run` answers every failure, so
+FastAPI's per-route machinery (dependency solving, request-model validation, exception
+handlers) would do nothing here but cost time on the hottest path: the fetch that starts
+each LIVE connection.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, Router, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from livegate.api.auth import Principal
@@ -15,13 +26,12 @@ from livegate.api.schemas import BulkLiveCheckBody, ChatBody, FetchBody, Ranking
 from livegate.api.service import WebcastApi
 from livegate.tiktok.signer import make_signer
 from livegate.tiktok.webcast import WebcastClient
+from livegate.web import PrefixMount
 
 FETCH = "webcast:fetch"
 BULK = "webcast:bulk_live_check"
 RANKINGS = "webcast:rankings"
 CHAT = "webcast:chat"
-
-router = APIRouter(prefix="/webcast", tags=["webcast"])
 
 
 def _api(request: Request) -> WebcastApi:
@@ -35,7 +45,6 @@ def _flag(value: str | None, default: bool = True) -> bool:
     return value.strip().lower() not in ("0", "false", "no", "")
 
 
-@router.get("/fetch", response_class=Response)
 async def fetch(request: Request) -> Response:
     api, q = _api(request), request.query_params
 
@@ -56,7 +65,6 @@ async def fetch(request: Request) -> Response:
     )
 
 
-@router.post("/fetch", response_class=Response)
 async def fetch_post(request: Request) -> Response:
     api = _api(request)
 
@@ -75,9 +83,9 @@ async def fetch_post(request: Request) -> Response:
     )
 
 
-@router.get("/rooms/{room_id}/connect", response_class=Response)
-async def connect(request: Request, room_id: str) -> Response:
+async def connect(request: Request) -> Response:
     api, q = _api(request), request.query_params
+    room_id = request.path_params["room_id"]
 
     async def handler(p: Principal) -> Response:
         return await api.fetch(
@@ -98,7 +106,6 @@ async def connect(request: Request, room_id: str) -> Response:
     )
 
 
-@router.get("/room_id", response_class=Response)
 async def room_id(request: Request) -> Response:
     api = _api(request)
 
@@ -110,7 +117,6 @@ async def room_id(request: Request) -> Response:
     )
 
 
-@router.get("/room_info", response_class=Response)
 async def room_info(request: Request) -> Response:
     api = _api(request)
 
@@ -122,9 +128,9 @@ async def room_info(request: Request) -> Response:
     )
 
 
-@router.get("/rooms/{room_id}/room_info", response_class=Response)
-async def room_info_path(request: Request, room_id: str) -> Response:
+async def room_info_path(request: Request) -> Response:
     api = _api(request)
+    room_id = request.path_params["room_id"]
 
     async def handler(p: Principal) -> Response:
         return await api.room_info(p, room_id)
@@ -138,7 +144,6 @@ async def room_info_path(request: Request, room_id: str) -> Response:
     )
 
 
-@router.post("/bulk_live_check", response_class=Response)
 async def bulk_live_check(request: Request) -> Response:
     api = _api(request)
 
@@ -151,7 +156,6 @@ async def bulk_live_check(request: Request) -> Response:
     )
 
 
-@router.get("/rankings", response_class=Response)
 async def rankings(request: Request) -> Response:
     api, q = _api(request), request.query_params
 
@@ -163,7 +167,6 @@ async def rankings(request: Request) -> Response:
     )
 
 
-@router.post("/rankings", response_class=Response)
 async def rankings_post(request: Request) -> Response:
     api = _api(request)
 
@@ -176,7 +179,6 @@ async def rankings_post(request: Request) -> Response:
     )
 
 
-@router.post("/chat", response_class=Response)
 async def chat(request: Request) -> Response:
     api = _api(request)
 
@@ -189,9 +191,9 @@ async def chat(request: Request) -> Response:
     )
 
 
-@router.post("/rooms/{room_id}/chat", response_class=Response)
-async def chat_path(request: Request, room_id: str) -> Response:
+async def chat_path(request: Request) -> Response:
     api = _api(request)
+    room_id = request.path_params["room_id"]
 
     async def handler(p: Principal) -> Response:
         body = await json_body(request, ChatBody)
@@ -206,7 +208,6 @@ async def chat_path(request: Request, room_id: str) -> Response:
     )
 
 
-@router.get("/rate_limits", response_class=Response)
 async def rate_limits(request: Request) -> Response:
     api = _api(request)
     # Any token may read its own limits: the scope every webcast token has is not required.
@@ -219,10 +220,49 @@ async def rate_limits(request: Request) -> Response:
     )
 
 
-@router.websocket("/ws/{ticket}/")
-async def ws_proxy(ws: WebSocket, ticket: str) -> None:
+async def ws_proxy(ws: WebSocket) -> None:
     api: WebcastApi = ws.app.state.webcast_api
-    await api.websocket(ws, ticket)
+    await api.websocket(ws, ws.path_params["ticket"])
+
+
+ROUTES = [
+    Route("/webcast/fetch", fetch, methods=["GET"]),
+    Route("/webcast/fetch", fetch_post, methods=["POST"]),
+    Route("/webcast/rooms/{room_id}/connect", connect, methods=["GET"]),
+    Route("/webcast/room_id", room_id, methods=["GET"]),
+    Route("/webcast/room_info", room_info, methods=["GET"]),
+    Route("/webcast/rooms/{room_id}/room_info", room_info_path, methods=["GET"]),
+    Route("/webcast/bulk_live_check", bulk_live_check, methods=["POST"]),
+    Route("/webcast/rankings", rankings, methods=["GET"]),
+    Route("/webcast/rankings", rankings_post, methods=["POST"]),
+    Route("/webcast/chat", chat, methods=["POST"]),
+    Route("/webcast/rooms/{room_id}/chat", chat_path, methods=["POST"]),
+    Route("/webcast/rate_limits", rate_limits, methods=["GET"]),
+    WebSocketRoute("/webcast/ws/{ticket}/", ws_proxy),
+]
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await WebSocket(scope, receive, send).close()
+        return
+    response = JSONResponse({"code": 404, "message": "Not Found"}, status_code=404)
+    await response(scope, receive, send)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        {"code": exc.status_code, "message": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def webcast_app() -> ASGIApp:
+    """The `/webcast/*` router; errors it raises itself (405) answer as `{code, message}`."""
+    router = Router(routes=ROUTES, default=_not_found)
+    return ExceptionMiddleware(router, handlers={HTTPException: _http_error})
 
 
 def install(app: FastAPI) -> WebcastApi:
@@ -235,5 +275,5 @@ def install(app: FastAPI) -> WebcastApi:
         state.webcast = webcast
     api = WebcastApi(state.settings, state.db, state.oauth, webcast)
     state.webcast_api = api
-    app.include_router(router)
+    app.add_middleware(PrefixMount, prefix="/webcast/", target=webcast_app())
     return api

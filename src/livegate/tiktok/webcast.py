@@ -204,7 +204,13 @@ class WebcastClient:
             content = payload.encode()
         # Built by hand rather than via http.build_request so the shared client's cookie jar is
         # never merged in: one user's TikTok cookies must not ride along on another's request.
-        request = httpx.Request(method, signed.url, headers=headers, content=content)
+        request = httpx.Request(
+            method,
+            signed.url,
+            headers=headers,
+            content=content,
+            extensions={"timeout": self.http.timeout.as_dict()},
+        )
         try:
             response = await self.http.send(request)
         except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError):
