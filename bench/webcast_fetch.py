@@ -2,12 +2,17 @@
 
 Starts its own simulator and gateway (`livegate simulator` / `livegate serve` subprocesses on
 loopback), signs a viewer in through the real QR flow for an access token, creates an API key,
-then measures p50/p99 at concurrency 1, 16 and 64 with bounded request counts:
+then measures p50/p99 at concurrency 1, 16 and 64 with bounded request counts, the four
+targets interleaved in rounds:
 
-  direct   GET {sim}/webcast/im/fetch/?room_id=...             (what livegate calls upstream)
-  apikey   GET {gateway}/webcast/fetch?room_id=...  X-Api-Key   (anonymous: body passed through)
-  token    GET {gateway}/webcast/fetch?room_id=...  Bearer      (session from the vault; the
-                                                                push_server is rewritten)
+  direct          GET {sim}/webcast/im/fetch/?<the query livegate sends>, its headers
+  apikey          GET {gateway}/webcast/fetch?room_id=...  X-Api-Key  (anonymous: passed through)
+  direct+session  the same im/fetch, signed with a simulator session (Cookie: sessionid=...)
+  token           GET {gateway}/webcast/fetch?room_id=...  Bearer     (session from the vault;
+                                                              push_server rewritten)
+
+The baselines are the very requests livegate sends upstream (query read back from the
+simulator's request log), so "+p50/+p99" is what livegate adds, not the simulator's work.
 
 Usage:
   .venv/bin/python bench/webcast_fetch.py                       # SQLite in a temp dir
@@ -23,7 +28,6 @@ import json
 import os
 import secrets
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +35,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
@@ -39,9 +44,12 @@ sys.path.insert(0, str(ROOT))
 
 from tests.oauth_helpers import App, tokens_for  # noqa: E402
 
+from livegate.tiktok.http import DEFAULT_USER_AGENT  # noqa: E402
+
 LIVEGATE = str(Path(sys.executable).parent / "livegate")
 REDIRECT = "http://127.0.0.1:9/callback"
-LEVELS = {1: 1000, 16: 2000, 64: 3000}
+LEVELS = {1: 3000, 16: 4000, 64: 6000}
+ROUNDS = 5
 WARMUP = 300
 # Both servers under uvicorn without access logs, so the numbers are about the request path.
 SIM_MAIN = """
@@ -166,6 +174,26 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def upstream_request(sim: str, logged_in: bool) -> tuple[str, dict[str, str]]:
+    """The im/fetch request livegate last sent the simulator (query and header names as sent),
+    to call directly as the baseline: the same request, without livegate in between."""
+    seen = httpx.get(f"{sim}/_sim/requests", params={"path": "im/fetch"}).json()
+    want = "true" if logged_in else "false"
+    last = next(r for r in reversed(seen) if r["query"].get("user_is_login") == want)
+    query = urlencode([(k, last["query"][k]) for k in last["query_keys"]])
+    headers = {
+        "User-Agent": DEFAULT_USER_AGENT,
+        "Accept": "application/protobuf, application/json, */*",
+        "Accept-Language": "en-US,en;q=0.9",
+        "Referer": f"{sim}/",
+        "Origin": sim,
+    }
+    if logged_in:  # a session of another viewer: the simulator does the same work for it
+        jar = httpx.post(f"{sim}/_sim/sessions", json={"unique_id": "benchdirect"}).json()
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar["cookies"].items())
+    return f"{sim}/webcast/im/fetch/?{query}", headers
+
+
 def run(db_url: str, label: str) -> None:
     with tempfile.TemporaryDirectory() as tmp, servers(db_url, Path(tmp)) as (sim, gw, env):
         client = cli_json(
@@ -177,42 +205,50 @@ def run(db_url: str, label: str) -> None:
         token = tokens_for(gw, sim, app, scope="webcast:fetch", unique_id="benchviewer")
         room = httpx.post(f"{sim}/_sim/rooms", json={"unique_id": "benchstreamer"}).json()
         room_id = room["room_id"]
-        for i in range(1):
-            httpx.post(
-                f"{sim}/_sim/rooms/{room_id}/comments",
-                json={"unique_id": f"fan{i}", "text": f"comment {i}"},
-            ).raise_for_status()
-        targets = {
-            "direct": (f"{sim}/webcast/im/fetch/?room_id={room_id}&cursor=", {}),
+        httpx.post(
+            f"{sim}/_sim/rooms/{room_id}/comments", json={"unique_id": "fan", "text": "hello"}
+        ).raise_for_status()
+        gateway = {
             "apikey": (f"{gw}/webcast/fetch?room_id={room_id}", {"X-Api-Key": key["api_key"]}),
             "token": (
                 f"{gw}/webcast/fetch?room_id={room_id}",
                 {"Authorization": f"Bearer {token['access_token']}"},
             ),
         }
-        for url, headers in targets.values():
+        for url, headers in gateway.values():
             asyncio.run(measure(url, headers, 8, WARMUP, Path(tmp)))
+        targets = {
+            "direct": upstream_request(sim, logged_in=False),
+            "apikey": gateway["apikey"],
+            "direct+session": upstream_request(sim, logged_in=True),
+            "token": gateway["token"],
+        }
+        asyncio.run(measure(*targets["direct+session"], 8, WARMUP, Path(tmp)))
         print(
-            f"\n## {label}: GET /webcast/fetch, latency in ms (loopback, {sys.platform})",
+            f"\n## {label}: GET /webcast/fetch, latency in ms (loopback, {sys.platform})\n"
+            "apikey is compared with `direct` (the same anonymous im/fetch livegate sends), "
+            "token with `direct+session` (the same, signed with a session)",
             flush=True,
         )
         print(
             f"{'conc':>4} {'n':>5} | {'direct p50':>10} {'p99':>7} | {'apikey p50':>10} {'p99':>7}"
-            f" {'+p50':>6} {'+p99':>6} | {'token p50':>9} {'p99':>7} {'+p50':>6} {'+p99':>6}"
+            f" {'+p50':>6} {'+p99':>6} | {'direct+s p50':>12} {'p99':>7} | {'token p50':>9}"
+            f" {'p99':>7} {'+p50':>6} {'+p99':>6}"
         )
         for conc, total in LEVELS.items():
-            res = {
-                name: asyncio.run(measure(u, h, conc, total, Path(tmp)))
-                for name, (u, h) in targets.items()
-            }
-            d50, d99 = pct(res["direct"], 50), pct(res["direct"], 99)
-            row = f"{conc:>4} {total:>5} | {d50:>10.2f} {d99:>7.2f} |"
-            for name in ("apikey", "token"):
+            res: dict[str, list[float]] = {name: [] for name in targets}
+            # Interleaved in rounds, so a slow spell of the machine hits every target alike.
+            for _ in range(ROUNDS):
+                for name, (u, h) in targets.items():
+                    res[name] += asyncio.run(measure(u, h, conc, total // ROUNDS, Path(tmp)))
+            row = f"{conc:>4} {total:>5} |"
+            for base, name in (("direct", "apikey"), ("direct+session", "token")):
+                b50, b99 = pct(res[base], 50), pct(res[base], 99)
                 p50, p99 = pct(res[name], 50), pct(res[name], 99)
-                row += f" {p50:>10.2f} {p99:>7.2f} {p50 - d50:>+6.2f} {p99 - d99:>+6.2f} |"
-            print(row.rstrip(" |"))
-        mean_direct = statistics.fmean(res["direct"])
-        print(f"(mean direct at c=64: {mean_direct:.2f} ms)", flush=True)
+                width = 10 if base == "direct" else 12
+                row += f" {b50:>{width}.2f} {b99:>7.2f} |"
+                row += f" {p50:>9.2f} {p99:>7.2f} {p50 - b50:>+6.2f} {p99 - b99:>+6.2f} |"
+            print(row.rstrip(" |"), flush=True)
 
 
 def main() -> None:

@@ -37,6 +37,21 @@ def router(state: SimState) -> APIRouter:
         with state.lock:
             return [a.public() for a in state.accounts.values()]
 
+    @r.post("/sessions")
+    def create_session(body: AccountIn) -> dict[str, Any]:
+        """A signed-in cookie jar, as the QR login would leave it, without the phone page."""
+        acc = state.create_account(body.unique_id, body.nickname, body.idc)
+        sess = state.new_session(acc.uid)
+        return {
+            "uid": acc.uid,
+            "cookies": {
+                "sessionid": sess.sessionid,
+                "sessionid_ss": sess.sessionid,
+                "sid_tt": sess.sessionid,
+                "tt-target-idc": acc.idc,
+            },
+        }
+
     @r.post("/sessions/{uid}/expire")
     def expire_session(uid: str) -> dict[str, Any]:
         return {"uid": uid, "expired": state.expire_sessions(uid)}

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookiejar import Cookie, CookieJar
+from typing import Any
 
 import aiohttp
 import httpx
@@ -76,6 +77,16 @@ class _MappedStream(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
+class _KeepNothing(CookieJar):
+    """httpx's own jar for the shared client: Set-Cookie answers are not even parsed."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+
 class UpstreamTransport(AiohttpTransport):
     """aiohttp underneath, httpx's exception types on top; no cookie is ever kept."""
 
@@ -89,7 +100,8 @@ class UpstreamTransport(AiohttpTransport):
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx would honour them
+            # No trust_env: with it aiohttp reads ~/.netrc in a worker thread on every request.
+            trust_env=False,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -107,7 +119,7 @@ class UpstreamTransport(AiohttpTransport):
 
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
     # httpx's own jar must keep nothing either, for the same reason as the session's.
-    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    no_cookies = _KeepNothing()
     return httpx.AsyncClient(
         transport=UpstreamTransport(),
         timeout=httpx.Timeout(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import json
 import logging
 import re
@@ -114,6 +115,12 @@ def browser_params(user_agent: str) -> dict[str, str]:
     }
 
 
+@functools.lru_cache(maxsize=256)
+def browser_query(user_agent: str) -> str:
+    """`browser_params` URL-encoded, once per user agent: the fetch path sends it every poll."""
+    return urlencode(browser_params(user_agent))
+
+
 def cookie_header(cookies: dict[str, str]) -> str:
     return "; ".join(f"{k}={v}" for k, v in cookies.items() if k and v is not None)
 
@@ -173,7 +180,7 @@ class WebcastClient:
         method: str,
         base: str,
         path: str,
-        params: dict[str, str],
+        params: dict[str, str] | str,
         *,
         cookies: dict[str, str] | None = None,
         user_agent: str | None = None,
@@ -182,7 +189,8 @@ class WebcastClient:
     ) -> httpx.Response:
         jar = dict(cookies or {})
         ua = user_agent or DEFAULT_USER_AGENT
-        url = f"{base}{path}?{urlencode(params)}"
+        query = params if isinstance(params, str) else urlencode(params)
+        url = f"{base}{path}?{query}"
         payload = urlencode(form) if form is not None else None
         signed = await self.signer.sign(
             url, method=method, user_agent=ua, cookies=jar, payload=payload
@@ -277,32 +285,30 @@ class WebcastClient:
         client_enter: bool = True,
     ) -> FetchResult:
         ua = user_agent or DEFAULT_USER_AGENT
-        params = browser_params(ua)
-        params.update(
-            {
-                "user_is_login": "true" if (cookies or {}).get("sessionid") else "false",
-                "room_id": room_id,
-                "cursor": cursor,
-                "internal_ext": internal_ext,
-                "resp_content_type": "protobuf",
-                "did_rule": "3",
-                "fetch_rule": "1",
-                "last_rtt": "0",
-                "live_id": "12",
-                "version_code": "180800",
-                "webcast_sdk_version": "1.3.0",
-                "update_version_code": "1.3.0",
-            }
-        )
+        params = {
+            "user_is_login": "true" if (cookies or {}).get("sessionid") else "false",
+            "room_id": room_id,
+            "cursor": cursor,
+            "internal_ext": internal_ext,
+            "resp_content_type": "protobuf",
+            "did_rule": "3",
+            "fetch_rule": "1",
+            "last_rtt": "0",
+            "live_id": "12",
+            "version_code": "180800",
+            "webcast_sdk_version": "1.3.0",
+            "update_version_code": "1.3.0",
+        }
         if client_enter:
             params["client_enter"] = "1"
+        query = f"{browser_query(ua)}&{urlencode(params)}"
 
         async def call() -> FetchResult:
             response = await self._request(
                 "GET",
                 self.settings.webcast_url,
                 "/webcast/im/fetch/",
-                params,
+                query,
                 cookies=cookies,
                 user_agent=ua,
                 accept="application/protobuf, application/json, */*",
