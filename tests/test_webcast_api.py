@@ -10,13 +10,15 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from sqlalchemy import select
+from sqlalchemy import select, update
 from TikTokLive.proto import ProtoMessageFetchResult, WebcastChatMessage, WebcastPushFrame
 from websockets.sync.client import connect as ws_connect
 
+from livegate.api.auth import STATUS_TTL
+from livegate.apikeys import find_api_key, revoke_api_key
 from livegate.config import Settings
 from livegate.db.engine import Database
-from livegate.db.models import AuditEvent
+from livegate.db.models import AuditEvent, Grant
 from tests.oauth_helpers import register, revoke, tokens_for
 from tests.servers import ServerThread, wait_for
 from tests.webcast_helpers import (
@@ -259,6 +261,70 @@ def test_revoked_grant_ticket_is_refused(
         f"{gateway.url}/webcast/fetch", params={"room_id": room_id}, headers=bearer(u.access_token)
     )
     assert_error(r, 401, "invalid_token")
+
+
+@pytest.fixture(scope="module")
+def second(gateway_settings: Settings) -> Iterator[ServerThread]:
+    """Another gateway process over the same database (its own caches and change counter)."""
+    server = extra_gateway(gateway_settings)
+    yield server
+    server.stop()
+
+
+def test_revocation_stops_the_token_here_at_once_and_elsewhere_within_the_status_ttl(
+    gateway: ServerThread, second: ServerThread, sim: ServerThread, database: Database
+) -> None:
+    u = new_user(gateway.url, sim.url, database, uname("rv2"))
+    room_id = new_room(sim.url, uname("rv2s"))
+
+    def fetch(server: ServerThread) -> httpx.Response:
+        return httpx.get(
+            f"{server.url}/webcast/fetch",
+            params={"room_id": room_id},
+            headers=bearer(u.access_token),
+        )
+
+    for _ in range(3):  # warm both gateways' caches
+        assert fetch(gateway).status_code == 200 and fetch(second).status_code == 200
+    assert revoke(gateway.url, u.app, u.refresh_token, "refresh_token").status_code == 200
+    assert_error(fetch(gateway), 401, "invalid_token")  # the very next call
+    started = time.monotonic()
+    wait_for(lambda: fetch(second).status_code == 401, timeout=STATUS_TTL + 5)
+    assert_error(fetch(second), 401, "invalid_token")
+    # The bound is STATUS_TTL; the deadline above only keeps a stuck test from hanging.
+    assert time.monotonic() - started < STATUS_TTL + 5
+
+
+def test_api_key_revoked_by_another_process_stops_within_the_status_ttl(
+    gateway: ServerThread, sim: ServerThread, database: Database, room: tuple[str, str]
+) -> None:
+    key = api_key_for(database, None)
+    headers = {"X-Api-Key": key}
+    url = f"{gateway.url}/webcast/fetch"
+    assert httpx.get(url, params={"room_id": room[0]}, headers=headers).status_code == 200
+    with database.session() as s:  # as the CLI or a dashboard in another process would
+        row = find_api_key(s, key)
+        assert row is not None
+        revoke_api_key(s, row)
+    wait_for(
+        lambda: httpx.get(url, params={"room_id": room[0]}, headers=headers).status_code == 401,
+        timeout=STATUS_TTL + 5,
+    )
+    r = httpx.get(url, params={"room_id": room[0]}, headers=headers)
+    assert_error(r, 401, "invalid_api_key")
+
+
+def test_a_write_to_the_credential_tables_moves_the_change_generation(
+    database: Database,
+) -> None:
+    before = database.changes.generation
+    with database.session() as s:
+        s.execute(select(AuditEvent.id).limit(1)).all()  # reads do not move it
+    assert database.changes.generation == before
+    with database.engine.begin() as conn:
+        conn.execute(update(Grant).where(Grant.id == -1).values(status="revoked"))
+    # once when the statement ran, once when the connection went back to the pool
+    assert database.changes.generation >= before + 2
 
 
 def test_fetch_by_unique_id_get_post_and_connect(
@@ -567,3 +633,33 @@ def test_push_server_rewrite_keeps_every_other_field() -> None:
     # No push_server on the wire: the proto-class fallback leaves the result alone.
     bare = ProtoMessageFetchResult(cursor="c")
     assert rewrite_push_server(bytes(bare), lambda up: "nope") == bytes(bare)
+
+
+def test_limits_memory_storage_still_has_the_hook_livegate_overrides() -> None:
+    from limits.aio.storage import MemoryStorage
+
+    assert callable(getattr(MemoryStorage, "_MemoryStorage__schedule_expiry", None))
+
+
+async def test_sweeping_memory_storage_counts_windows_like_limits() -> None:
+    import asyncio
+
+    from limits import parse
+    from limits.aio.strategies import FixedWindowRateLimiter
+
+    from livegate.api.ratelimit import SweepingMemoryStorage
+
+    storage = SweepingMemoryStorage()
+    limiter = FixedWindowRateLimiter(storage)
+    item = parse("2/second")
+    assert [await limiter.hit(item, "k") for _ in range(3)] == [True, True, False]
+    deadline = time.monotonic() + 5
+    while not await limiter.hit(item, "k"):  # a new window opens
+        assert time.monotonic() < deadline, "the window never reset"
+        await asyncio.sleep(0.05)
+    await limiter.hit(item, "other")
+    deadline = time.monotonic() + 5
+    while storage.storage.get(item.key_for("other")):  # expired windows are swept away
+        assert time.monotonic() < deadline, "expired windows were never swept"
+        await asyncio.sleep(0.1)
+        await limiter.hit(parse("5/second"), "tick")  # hits are what schedule the sweep

@@ -47,7 +47,7 @@ from livegate.tiktok.errors import (
     UserNotFound,
     UserOffline,
 )
-from livegate.tiktok.http import make_http_client
+from livegate.tiktok.http import UpstreamClient, make_http_client
 from livegate.tiktok.signer import (
     PassThroughSigner,
     SignServerSigner,
@@ -123,13 +123,13 @@ def settings(sim: Sim, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def http(settings: Settings) -> AsyncIterator[UpstreamClient]:
     async with make_http_client(settings) as client:
         yield client
 
 
 @pytest.fixture
-def client(http: httpx.AsyncClient, settings: Settings) -> WebcastClient:
+def client(http: UpstreamClient, settings: Settings) -> WebcastClient:
     return WebcastClient(http, settings, PassThroughSigner())
 
 
@@ -267,6 +267,17 @@ async def test_the_shared_client_keeps_no_cookie(sim: Sim, tmp_path: Path) -> No
     assert requests[1]["query"]["user_is_login"] == "false"
 
 
+async def test_control_api_hands_out_a_signed_in_jar(sim: Sim, client: WebcastClient) -> None:
+    room_id = sim.room(uid("streamer"))
+    r = sim.ctl.post("/_sim/sessions", json={"unique_id": uid("scripted")})
+    r.raise_for_status()
+    jar = r.json()["cookies"]
+    assert set(jar) == {"sessionid", "sessionid_ss", "sid_tt", "tt-target-idc"}
+    await client.send_chat(room_id, "from a scripted session", cookies=jar)  # needs a session
+    with pytest.raises(SessionExpired):
+        await client.send_chat(room_id, "x", cookies={**jar, "sessionid": "0" * 32})
+
+
 async def test_fetch_unknown_and_ended_rooms(sim: Sim, client: WebcastClient) -> None:
     with pytest.raises(RoomNotFound):
         await client.fetch("7999999999999999999")
@@ -310,6 +321,26 @@ async def test_fault_empty_body_is_empty(sim: Sim, client: WebcastClient) -> Non
     sim.ctl.post("/_sim/faults", json={"route": "im/fetch", "empty_body": True, "count": 1})
     with pytest.raises(UpstreamEmpty):
         await client.fetch(room_id)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"\x0a\xff\xff\x03abc", "undecodable protobuf"),  # a length running past the end
+        (b"\x12\x00\x18\xe8\x07", "no cursor"),  # cursor "" and fetch_interval 1000
+        (b"\x10\x05", "undecodable protobuf"),  # cursor as a varint
+        (bytes(ProtoMessageFetchResult(fetch_interval=1000)), "no cursor"),
+    ],
+)
+async def test_unusable_fetch_result_is_upstream_error(
+    sim: Sim, client: WebcastClient, body: bytes, problem: str
+) -> None:
+    room_id = sim.room(uid("streamer"))
+    fault = {"route": "im/fetch", "body_hex": body.hex(), "count": 1}
+    sim.ctl.post("/_sim/faults", json=fault).raise_for_status()
+    with pytest.raises(UpstreamError) as exc:
+        await client.fetch(room_id)
+    assert type(exc.value) is UpstreamError and problem in str(exc.value)
 
 
 async def test_fault_500_is_upstream_error(sim: Sim, client: WebcastClient) -> None:
@@ -835,8 +866,8 @@ async def test_chat_payload_goes_to_the_signer(
     sign_server.mode = "ok"
     room_id = sim.room(uid("streamer"))
     jar = sim.session(uid("chatter"))
-    async with httpx.AsyncClient() as http:
-        settings = Settings(tiktok_url=sim.url, data_dir=tmp_path)
+    settings = Settings(tiktok_url=sim.url, data_dir=tmp_path)
+    async with make_http_client(settings) as http:
         signer = SignServerSigner(http, sign_server.server.url)
         sign_server.calls.clear()
         await WebcastClient(http, settings, signer).send_chat(room_id, "signed hi", cookies=jar)

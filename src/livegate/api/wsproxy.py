@@ -32,6 +32,7 @@ from TikTokLive.proto import ProtoMessageFetchResult
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
+from livegate.tiktok import wire
 from livegate.tiktok.http import DEFAULT_USER_AGENT
 from livegate.tiktok.webcast import cookie_header
 
@@ -91,66 +92,22 @@ def ws_base(public_url: str) -> str:
 PUSH_SERVER_FIELD = 10  # ProtoMessageFetchResult.push_server (string)
 
 
-def _varint(data: bytes, i: int) -> tuple[int, int]:
-    shift = value = 0
-    while True:
-        if i >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
-        b = data[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, i
-        shift += 7
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def _splice_push_server(body: bytes, make_url: Callable[[str], str]) -> bytes | None:
     """Replace field 10 on the wire, leaving every other byte as TikTok sent it.
 
     None when the message holds no (or more than one) push_server or does not walk cleanly;
     the caller then re-encodes with the proto classes.
     """
-    i, n = 0, len(body)
-    span: tuple[int, int, int] | None = None  # (field start, value start, value end)
-    while i < n:
-        start = i
-        key, i = _varint(body, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            _, i = _varint(body, i)
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        elif wire == 2:
-            length, i = _varint(body, i)
-            if field == PUSH_SERVER_FIELD:
-                if span is not None:
-                    return None
-                span = (start, i, i + length)
-            i += length
-        else:
-            return None
-        if i > n:
-            return None
-    if span is None:
+    try:
+        found = [f for f in wire.fields(body) if wire.length_delimited(f, PUSH_SERVER_FIELD)]
+    except ValueError:
         return None
-    start, value_start, end = span
-    url = make_url(body[value_start:end].decode("utf-8")).encode("utf-8")
-    field_bytes = bytes([PUSH_SERVER_FIELD << 3 | 2]) + _encode_varint(len(url)) + url
-    return body[:start] + field_bytes + body[end:]
+    if len(found) != 1:
+        return None
+    [field] = found
+    url = make_url(body[field.value_start : field.end].decode("utf-8"))
+    spliced = wire.encode_string_field(PUSH_SERVER_FIELD, url)
+    return body[: field.start] + spliced + body[field.end :]
 
 
 def rewrite_push_server(body: bytes, make_url: Callable[[str], str]) -> bytes:

@@ -23,6 +23,7 @@ class FaultIn(BaseModel):
     empty_body: bool = False
     drop_cookie_header: bool = False
     count: int | None = None
+    body_hex: str | None = None
 
 
 def router(state: SimState) -> APIRouter:

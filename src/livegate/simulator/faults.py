@@ -1,4 +1,4 @@
-"""Fault injection: a matching fault delays, fails, empties or strips a simulator response."""
+"""Fault injection: a matching fault delays, fails, empties, replaces or strips a response."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ class FaultMiddleware:
             # TikTok behaves as if the request carried no cookies.
             scope = dict(scope)
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"cookie"]
+        if fault.body_hex is not None:
+            body = bytes.fromhex(fault.body_hex)
+            await Response(body, media_type="application/x-protobuf")(scope, receive, send)
+            return
         if fault.status is not None or fault.empty_body:
             status = fault.status or 200
             body = b"" if fault.empty_body else b'{"status_code":%d,"message":"fault"}' % status

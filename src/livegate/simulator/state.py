@@ -61,6 +61,7 @@ class Fault:
     empty_body: bool = False
     drop_cookie_header: bool = False
     count: int | None = None
+    body_hex: str | None = None  # answer these bytes instead (200, application/x-protobuf)
 
 
 @dataclass

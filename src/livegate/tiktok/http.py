@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from yarl import URL
 
 from livegate.config import Settings
 
@@ -116,16 +117,69 @@ class UpstreamTransport(AiohttpTransport):
         response.stream = _MappedStream(response.stream)
         return response
 
+    async def send_buffered(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        timeout: httpx.Timeout,
+    ) -> httpx.Response:
+        """One request sent and its whole answer read, straight through the aiohttp session."""
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        try:
+            async with self.client.request(
+                method,
+                # As built: signatures (X-Bogus, X-Gnarly) cover the exact query bytes.
+                URL(url, encoded=True),
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                auto_decompress=False,  # httpx decodes, as on every other path
+                timeout=aiohttp.ClientTimeout(sock_connect=timeout.connect, sock_read=timeout.read),
+            ) as answer:
+                body = await answer.read()
+        except Exception as exc:
+            cause = _aiohttp_cause(exc)
+            if cause is None:
+                raise
+            raise as_httpx_error(cause) from cause
+        return httpx.Response(
+            answer.status,
+            headers=[(k, v) for k, v in answer.raw_headers if k.lower() != b"content-length"],
+            content=body,
+        )
 
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    # httpx's own jar must keep nothing either, for the same reason as the session's.
-    no_cookies = _KeepNothing()
-    return httpx.AsyncClient(
-        transport=UpstreamTransport(),
-        timeout=httpx.Timeout(
-            settings.upstream_timeout, connect=min(2.0, settings.upstream_timeout)
-        ),
-        headers={"User-Agent": DEFAULT_USER_AGENT},
-        cookies=no_cookies,
-        follow_redirects=False,
-    )
+
+class UpstreamClient(httpx.AsyncClient):
+    """The shared httpx client, plus `send_buffered` for the calls made on every LIVE poll.
+
+    `send_buffered` skips httpx's request model and httpx.AsyncClient's per-request layers
+    (URL parsing, auth flow, redirect handling, cookie extraction, event hooks), none of
+    which these calls need: redirects are off, auth and hooks are unset, and the jar keeps
+    nothing. It answers with a plain httpx.Response all the same.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.upstream = UpstreamTransport()
+        super().__init__(
+            transport=self.upstream,
+            timeout=httpx.Timeout(
+                settings.upstream_timeout, connect=min(2.0, settings.upstream_timeout)
+            ),
+            headers={"User-Agent": DEFAULT_USER_AGENT},
+            # httpx's own jar must keep nothing either, for the same reason as the session's.
+            cookies=_KeepNothing(),
+            follow_redirects=False,
+        )
+
+    async def send_buffered(
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None = None
+    ) -> httpx.Response:
+        """`method url` with exactly `headers` (none of the client's), answer read whole."""
+        return await self.upstream.send_buffered(method, url, headers, content, self.timeout)
+
+
+def make_http_client(settings: Settings) -> UpstreamClient:
+    return UpstreamClient(settings)

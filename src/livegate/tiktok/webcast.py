@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import httpx
-from TikTokLive.proto import ProtoMessageFetchResult
 
 from livegate.config import Settings
+from livegate.tiktok import wire
 from livegate.tiktok.errors import (
     AgeRestricted,
     PrivateRoom,
@@ -35,7 +35,7 @@ from livegate.tiktok.errors import (
     UserNotFound,
     UserOffline,
 )
-from livegate.tiktok.http import DEFAULT_USER_AGENT
+from livegate.tiktok.http import DEFAULT_USER_AGENT, UpstreamClient
 from livegate.tiktok.signer import Signer
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,23 @@ STATUS_PARAMS_ERROR = 10011  # "Request params error" stub of an age-restricted 
 STATUS_ROOM_RESTRICTED = 4003110  # restricted room stub (age or private)
 STATUS_ROOM_NOT_FOUND = 30001  # no such room
 AGE_RESTRICTED_CODES = frozenset({STATUS_PARAMS_ERROR, STATUS_ROOM_RESTRICTED})
+# ProtoMessageFetchResult: messages (1) and cursor (2) are length-delimited.
+FETCH_CURSOR_FIELD = 2
 # api-live/user/room's statusCode for an unknown uniqueId (message "user_not_found").
 STATUS_USER_NOT_FOUND = 19881007
 
+_FETCH_CONSTANTS = urlencode(
+    {
+        "resp_content_type": "protobuf",
+        "did_rule": "3",
+        "fetch_rule": "1",
+        "last_rtt": "0",
+        "live_id": "12",
+        "version_code": "180800",
+        "webcast_sdk_version": "1.3.0",
+        "update_version_code": "1.3.0",
+    }
+)
 _SIGI_RE = re.compile(r'<script id="SIGI_STATE" type="application/json">(.*?)</script>', re.S)
 _WAF_MARKERS = ("_wafchallengeid", "Please wait...", "wafchallenge", "captcha")
 
@@ -154,7 +168,7 @@ def _json_or_none(response: httpx.Response) -> Any:
 
 
 class WebcastClient:
-    def __init__(self, http: httpx.AsyncClient, settings: Settings, signer: Signer) -> None:
+    def __init__(self, http: UpstreamClient, settings: Settings, signer: Signer) -> None:
         self.http = http
         self.settings = settings
         self.signer = signer
@@ -210,23 +224,16 @@ class WebcastClient:
         if payload is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             content = payload.encode()
-        # Built by hand rather than via http.build_request so the shared client's cookie jar is
-        # never merged in: one user's TikTok cookies must not ride along on another's request.
-        request = httpx.Request(
-            method,
-            signed.url,
-            headers=headers,
-            content=content,
-            extensions={"timeout": self.http.timeout.as_dict()},
-        )
+        # Only these headers go out, never the shared client's cookie jar: one user's TikTok
+        # cookies must not ride along on another's request.
         try:
-            response = await self.http.send(request)
+            response = await self.http.send_buffered(method, signed.url, headers, content)
         except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError):
             # Under load a pooled keep-alive connection may be closed by the peer just as we
             # reuse it; a GET is safe to send once more, still inside the call's deadline.
             if method != "GET":
                 raise
-            response = await self.http.send(request)
+            response = await self.http.send_buffered(method, signed.url, headers, content)
         log.debug("upstream %s %s -> %s", method, path, response.status_code)
         return response
 
@@ -285,23 +292,17 @@ class WebcastClient:
         client_enter: bool = True,
     ) -> FetchResult:
         ua = user_agent or DEFAULT_USER_AGENT
-        params = {
-            "user_is_login": "true" if (cookies or {}).get("sessionid") else "false",
-            "room_id": room_id,
-            "cursor": cursor,
-            "internal_ext": internal_ext,
-            "resp_content_type": "protobuf",
-            "did_rule": "3",
-            "fetch_rule": "1",
-            "last_rtt": "0",
-            "live_id": "12",
-            "version_code": "180800",
-            "webcast_sdk_version": "1.3.0",
-            "update_version_code": "1.3.0",
-        }
+        dynamic = urlencode(
+            {
+                "user_is_login": "true" if (cookies or {}).get("sessionid") else "false",
+                "room_id": room_id,
+                "cursor": cursor,
+                "internal_ext": internal_ext,
+            }
+        )
+        query = f"{browser_query(ua)}&{dynamic}&{_FETCH_CONSTANTS}"
         if client_enter:
-            params["client_enter"] = "1"
-        query = f"{browser_query(ua)}&{urlencode(params)}"
+            query += "&client_enter=1"
 
         async def call() -> FetchResult:
             response = await self._request(
@@ -331,10 +332,12 @@ class WebcastClient:
                     raise UpstreamBlocked("im/fetch: TikTok returned a challenge page")
                 raise UpstreamError("im/fetch: HTML instead of protobuf")
             try:
-                result = ProtoMessageFetchResult().parse(body)
-            except Exception as exc:  # betterproto raises assorted types on bad input
+                top = wire.fields(body)
+            except ValueError as exc:
                 raise UpstreamError("im/fetch: undecodable protobuf") from exc
-            if not result.cursor:
+            if any(f.number in (1, 2) and f.wire_type != wire.LENGTH_DELIMITED for f in top):
+                raise UpstreamError("im/fetch: undecodable protobuf")
+            if not any(f.number == FETCH_CURSOR_FIELD and f.end > f.value_start for f in top):
                 raise UpstreamError("im/fetch: result has no cursor")
             return FetchResult(body=body, set_cookies=parse_set_cookies(response), room_id=room_id)
 
