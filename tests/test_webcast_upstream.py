@@ -412,6 +412,25 @@ async def test_transport_failures_arrive_as_httpx_errors(
         assert type(failure.value) is UpstreamError  # a broken answer, not a timeout
 
 
+async def test_a_gzip_encoded_fetch_result_arrives_decoded(tmp_path: Path) -> None:
+    result = ProtoMessageFetchResult(cursor="c1", push_server="wss://push.example/ws/")
+    packed = gzip.compress(bytes(result))
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
+        b"Content-Encoding: gzip\r\nSet-Cookie: ttwid=1%7Cabc; Path=/; HttpOnly\r\n"
+        b'Set-Cookie: msToken="q-1"; Path=/\r\nContent-Length: '
+        + str(len(packed)).encode()
+        + b"\r\n\r\n"
+        + packed
+    )
+    server, url = await _serve_raw(answer)
+    settings = Settings(tiktok_url=url, data_dir=tmp_path)
+    async with server, make_http_client(settings) as http:
+        fetched = await WebcastClient(http, settings, PassThroughSigner()).fetch("1")
+    assert fetched.body == bytes(result)
+    assert fetched.set_cookies == {"ttwid": "1%7Cabc", "msToken": "q-1"}
+
+
 # -- room id, live state, room info -----------------------------------------------------------
 
 

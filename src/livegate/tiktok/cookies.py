@@ -120,3 +120,16 @@ def has_login_cookie(jar: Mapping[str, str]) -> bool:
 def keep_session_cookies(jar: Mapping[str, str]) -> dict[str, str]:
     """The subset of a jar worth storing: session, region and warm-up cookies."""
     return {k: v for k, v in jar.items() if k in SESSION_COOKIE_NAMES and v}
+
+
+def cookie_pair(set_cookie: str) -> tuple[str, str] | None:
+    """(name, value) of one Set-Cookie header, the value exactly as sent (quotes removed)."""
+    first = set_cookie.split(";", 1)[0]
+    name, sep, value = first.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        return None
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return name, value

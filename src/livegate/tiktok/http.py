@@ -11,7 +11,9 @@ including those raised while a body is read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
@@ -58,6 +60,30 @@ def _aiohttp_cause(exc: BaseException) -> BaseException | None:
         if isinstance(candidate, (aiohttp.ClientError, asyncio.TimeoutError)):
             return candidate
     return None
+
+
+@dataclass(frozen=True)
+class BufferedResponse:
+    """A whole upstream answer: status, headers (case-insensitive), decoded body."""
+
+    status_code: int
+    headers: Mapping[str, str]  # aiohttp's CIMultiDictProxy: also `getall(name, default)`
+    content: bytes
+    charset: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.charset or "utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def header_list(self, name: str) -> list[str]:
+        getall = getattr(self.headers, "getall", None)
+        if getall is not None:
+            return list(getall(name, []))
+        value = self.headers.get(name)
+        return [] if value is None else [value]
 
 
 class _MappedStream(httpx.AsyncByteStream):
@@ -124,7 +150,7 @@ class UpstreamTransport(AiohttpTransport):
         headers: dict[str, str],
         content: bytes | None,
         timeout: httpx.Timeout,
-    ) -> httpx.Response:
+    ) -> BufferedResponse:
         """One request sent and its whole answer read, straight through the aiohttp session."""
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
@@ -136,20 +162,15 @@ class UpstreamTransport(AiohttpTransport):
                 headers=headers,
                 data=content,
                 allow_redirects=False,
-                auto_decompress=False,  # httpx decodes, as on every other path
                 timeout=aiohttp.ClientTimeout(sock_connect=timeout.connect, sock_read=timeout.read),
             ) as answer:
-                body = await answer.read()
+                body = await answer.read()  # decoded (gzip, deflate) by aiohttp
         except Exception as exc:
             cause = _aiohttp_cause(exc)
             if cause is None:
                 raise
             raise as_httpx_error(cause) from cause
-        return httpx.Response(
-            answer.status,
-            headers=[(k, v) for k, v in answer.raw_headers if k.lower() != b"content-length"],
-            content=body,
-        )
+        return BufferedResponse(answer.status, answer.headers, body, answer.charset)
 
 
 class UpstreamClient(httpx.AsyncClient):
@@ -158,7 +179,8 @@ class UpstreamClient(httpx.AsyncClient):
     `send_buffered` skips httpx's request model and httpx.AsyncClient's per-request layers
     (URL parsing, auth flow, redirect handling, cookie extraction, event hooks), none of
     which these calls need: redirects are off, auth and hooks are unset, and the jar keeps
-    nothing. It answers with a plain httpx.Response all the same.
+    nothing. Its answer is a `BufferedResponse`: building an httpx.Response around a body
+    already read cost more than the request itself on the fetch path.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -176,7 +198,7 @@ class UpstreamClient(httpx.AsyncClient):
 
     async def send_buffered(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None = None
-    ) -> httpx.Response:
+    ) -> BufferedResponse:
         """`method url` with exactly `headers` (none of the client's), answer read whole."""
         return await self.upstream.send_buffered(method, url, headers, content, self.timeout)
 

@@ -15,7 +15,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -23,6 +22,7 @@ import httpx
 
 from livegate.config import Settings
 from livegate.tiktok import wire
+from livegate.tiktok.cookies import cookie_pair
 from livegate.tiktok.errors import (
     AgeRestricted,
     PrivateRoom,
@@ -35,7 +35,7 @@ from livegate.tiktok.errors import (
     UserNotFound,
     UserOffline,
 )
-from livegate.tiktok.http import DEFAULT_USER_AGENT, UpstreamClient
+from livegate.tiktok.http import DEFAULT_USER_AGENT, BufferedResponse, UpstreamClient
 from livegate.tiktok.signer import Signer
 
 log = logging.getLogger(__name__)
@@ -139,20 +139,12 @@ def cookie_header(cookies: dict[str, str]) -> str:
     return "; ".join(f"{k}={v}" for k, v in cookies.items() if k and v is not None)
 
 
-def parse_set_cookies(response: httpx.Response) -> dict[str, str]:
+def parse_set_cookies(response: BufferedResponse) -> dict[str, str]:
     out: dict[str, str] = {}
-    for line in response.headers.get_list("set-cookie"):
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(line)
-        except CookieError:
-            # One odd cookie must not cost us the rest; take the leading name=value as is.
-            name, sep, rest = line.partition("=")
-            if sep and name.strip():
-                out[name.strip()] = rest.split(";", 1)[0].strip()
-            continue
-        for name, morsel in jar.items():
-            out[name] = morsel.value
+    for line in response.header_list("set-cookie"):
+        pair = cookie_pair(line)
+        if pair is not None:
+            out[pair[0]] = pair[1]
     return out
 
 
@@ -160,7 +152,7 @@ def _looks_blocked(text: str) -> bool:
     return any(marker in text for marker in _WAF_MARKERS)
 
 
-def _json_or_none(response: httpx.Response) -> Any:
+def _json_or_none(response: BufferedResponse) -> Any:
     try:
         return response.json()
     except ValueError:
@@ -200,7 +192,7 @@ class WebcastClient:
         user_agent: str | None = None,
         form: dict[str, str] | None = None,
         accept: str = "application/json, text/plain, */*",
-    ) -> httpx.Response:
+    ) -> BufferedResponse:
         jar = dict(cookies or {})
         ua = user_agent or DEFAULT_USER_AGENT
         query = params if isinstance(params, str) else urlencode(params)
@@ -237,7 +229,7 @@ class WebcastClient:
         log.debug("upstream %s %s -> %s", method, path, response.status_code)
         return response
 
-    def _check_http(self, response: httpx.Response, what: str) -> None:
+    def _check_http(self, response: BufferedResponse, what: str) -> None:
         status = response.status_code
         if status == 401:
             raise SessionExpired(f"{what}: TikTok refused the session (HTTP 401)")
@@ -251,7 +243,7 @@ class WebcastClient:
             # A redirect from an API endpoint is TikTok sending us to a login or WAF page.
             raise UpstreamBlocked(f"{what}: TikTok redirected the request (HTTP {status})")
 
-    def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
+    def _json(self, response: BufferedResponse, what: str) -> dict[str, Any]:
         self._check_http(response, what)
         if not response.content:
             raise UpstreamEmpty(f"{what}: TikTok returned an empty body")
