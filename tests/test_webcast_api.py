@@ -295,6 +295,28 @@ def test_revocation_stops_the_token_here_at_once_and_elsewhere_within_the_status
     assert time.monotonic() - started < STATUS_TTL + 5
 
 
+def test_a_warm_token_stops_when_it_expires(
+    gateway_settings: Settings, sim: ServerThread, database: Database, room: tuple[str, str]
+) -> None:
+    short = extra_gateway(gateway_settings, access_token_ttl=2)
+    try:
+        u = new_user(short.url, sim.url, database, uname("ttl"))
+        url = f"{short.url}/webcast/fetch"
+        params = {"room_id": room[0]}
+        assert httpx.get(url, params=params, headers=bearer(u.access_token)).status_code == 200
+        wait_for(
+            lambda: (
+                httpx.get(url, params=params, headers=bearer(u.access_token)).status_code == 401
+            ),
+            timeout=10,
+        )
+        r = httpx.get(url, params=params, headers=bearer(u.access_token))
+        body = assert_error(r, 401, "invalid_token")
+        assert "expired" in body["message"]
+    finally:
+        short.stop()
+
+
 def test_api_key_revoked_by_another_process_stops_within_the_status_ttl(
     gateway: ServerThread, sim: ServerThread, database: Database, room: tuple[str, str]
 ) -> None:
