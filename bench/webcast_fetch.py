@@ -61,6 +61,29 @@ from livegate.simulator.app import create_simulator_app
 uvicorn.run(create_simulator_app(), host="127.0.0.1", port=int(sys.argv[1]),
             access_log=False, log_level="warning")
 """
+# The floor: the least a Python pass-through on the same stack (uvicorn, uvloop, aiohttp client)
+# adds. No auth, no limits, no checks: it forwards the request line and headers verbatim.
+FLOOR_MAIN = """
+import sys, aiohttp, uvicorn
+from yarl import URL
+upstream = sys.argv[2]
+session = None
+async def app(scope, receive, send):
+    global session
+    if scope["type"] != "http":
+        return
+    if session is None:
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    url = URL(upstream + scope["path"] + "?" + scope["query_string"].decode(), encoded=True)
+    headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k != b"host"]
+    async with session.get(url, headers=headers) as r:
+        body = await r.read()
+    await send({"type": "http.response.start", "status": r.status,
+                "headers": [(b"content-type", b"application/x-protobuf")]})
+    await send({"type": "http.response.body", "body": body})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=False,
+            log_level="warning", lifespan="off")
+"""
 GATEWAY_MAIN = """
 import sys, uvicorn
 from livegate.app import create_app
@@ -105,8 +128,8 @@ def scratch_postgres(server_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def servers(db_url: str, data_dir: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
-    sim_port, gw_port = free_port(), free_port()
+def servers(db_url: str, data_dir: Path) -> Iterator[tuple[str, str, str, dict[str, str]]]:
+    sim_port, gw_port, floor_port = free_port(), free_port(), free_port()
     sim_url, gw_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}"
     env = {
         **os.environ,
@@ -126,11 +149,15 @@ def servers(db_url: str, data_dir: Path) -> Iterator[tuple[str, str, dict[str, s
     procs = [
         subprocess.Popen([sys.executable, "-c", SIM_MAIN, str(sim_port)], env=env, **quiet),  # type: ignore[call-overload]
         subprocess.Popen([sys.executable, "-c", GATEWAY_MAIN, str(gw_port)], env=env, **quiet),  # type: ignore[call-overload]
+        subprocess.Popen(
+            [sys.executable, "-c", FLOOR_MAIN, str(floor_port), sim_url], env=env, **quiet
+        ),  # type: ignore[call-overload]
     ]
     try:
         wait_http(sim_url + "/_sim/rooms")
         wait_http(gw_url + "/.well-known/oauth-authorization-server")
-        yield sim_url, gw_url, env
+        wait_http(f"http://127.0.0.1:{floor_port}/")
+        yield sim_url, gw_url, f"http://127.0.0.1:{floor_port}", env
     finally:
         for p in procs:
             p.terminate()
@@ -214,8 +241,12 @@ def upstream_request(sim: str, logged_in: bool) -> tuple[str, dict[str, str]]:
     return f"{sim}/webcast/im/fetch/?{query}", headers
 
 
+def cell(v: tuple[float, float], sign: str = "") -> str:
+    return f"{v[0]:{sign}.2f}/{v[1]:{sign}.2f}".rjust(13)
+
+
 def run(db_url: str, label: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp, servers(db_url, Path(tmp)) as (sim, gw, env):
+    with tempfile.TemporaryDirectory() as tmp, servers(db_url, Path(tmp)) as (sim, gw, floor, env):
         client = cli_json(
             env, "clients", "create", "--name", "bench", "--redirect-uri", REDIRECT,
             "--scope", "webcast:fetch", "--json",
@@ -237,23 +268,29 @@ def run(db_url: str, label: str) -> None:
         }
         for url, headers in gateway.values():
             uvloop.run(measure(url, headers, 8, WARMUP, Path(tmp)))
+        direct = upstream_request(sim, logged_in=False)
         targets = {
-            "direct": upstream_request(sim, logged_in=False),
+            "direct": direct,
+            "floor": (direct[0].replace(sim, floor, 1), direct[1]),
             "apikey": gateway["apikey"],
             "direct+session": upstream_request(sim, logged_in=True),
             "token": gateway["token"],
         }
-        uvloop.run(measure(*targets["direct+session"], 8, WARMUP, Path(tmp)))
+        for name in ("floor", "direct+session"):
+            uvloop.run(measure(*targets[name], 8, WARMUP, Path(tmp)))
         print(
             f"\n## {label}: GET /webcast/fetch, latency in ms (loopback, {sys.platform})\n"
-            "apikey is compared with `direct` (the same anonymous im/fetch livegate sends), "
-            "token with `direct+session` (the same, signed with a session)",
+            "floor and apikey are compared with `direct` (the anonymous im/fetch livegate sends);\n"
+            "token with `direct+session` (the same, signed with a session).",
             flush=True,
         )
         print(
-            f"{'conc':>4} {'n':>5} | {'direct p50':>10} {'p99':>7} | {'apikey p50':>10} {'p99':>7}"
-            f" {'+p50':>6} {'+p99':>6} | {'direct+s p50':>12} {'p99':>7} | {'token p50':>9}"
-            f" {'p99':>7} {'+p50':>6} {'+p99':>6}"
+            f"{'conc':>4} {'n':>5} | {'direct':>13} | {'floor':>13} {'+':>13} | {'apikey':>13}"
+            f" {'+':>13} | {'direct+s':>13} | {'token':>13} {'+':>13}\n"
+            f"{'':>10} |{' p50/p99':>14} |"
+            + f"{' p50/p99':>14}{' p50/p99':>14} |" * 2
+            + f"{' p50/p99':>14} |"
+            + f"{' p50/p99':>14}{' p50/p99':>14}"
         )
         for conc, total in LEVELS.items():
             res: dict[str, list[float]] = {name: [] for name in targets}
@@ -261,14 +298,18 @@ def run(db_url: str, label: str) -> None:
             for _ in range(ROUNDS):
                 for name, (u, h) in targets.items():
                     res[name] += uvloop.run(measure(u, h, conc, total // ROUNDS, Path(tmp)))
-            row = f"{conc:>4} {total:>5} |"
-            for base, name in (("direct", "apikey"), ("direct+session", "token")):
-                b50, b99 = pct(res[base], 50), pct(res[base], 99)
-                p50, p99 = pct(res[name], 50), pct(res[name], 99)
-                width = 10 if base == "direct" else 12
-                row += f" {b50:>{width}.2f} {b99:>7.2f} |"
-                row += f" {p50:>9.2f} {p99:>7.2f} {p50 - b50:>+6.2f} {p99 - b99:>+6.2f} |"
-            print(row.rstrip(" |"), flush=True)
+            p = {name: (pct(v, 50), pct(v, 99)) for name, v in res.items()}
+
+            def added(name: str, base: str, p: dict[str, tuple[float, float]] = p) -> str:
+                return cell((p[name][0] - p[base][0], p[name][1] - p[base][1]), "+")
+
+            print(
+                f"{conc:>4} {total:>5} | {cell(p['direct'])} | {cell(p['floor'])}"
+                f" {added('floor', 'direct')} | {cell(p['apikey'])} {added('apikey', 'direct')}"
+                f" | {cell(p['direct+session'])} | {cell(p['token'])}"
+                f" {added('token', 'direct+session')}",
+                flush=True,
+            )
 
 
 def main() -> None:
