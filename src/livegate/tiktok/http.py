@@ -1,11 +1,12 @@
-"""The one pooled httpx client every upstream call goes through.
+"""The one pooled upstream client every call to TikTok goes through.
 
-Its transport is aiohttp (through `httpx-aiohttp`, the adapter the OpenAI and Anthropic SDKs
-offer), not httpcore. Measured on the benchmark machine, one keep-alive GET cost 662 µs of
-CPU through httpx on httpcore and 357 µs through httpx on aiohttp; on the webcast fetch path
-that was a quarter of livegate's added latency (bench/webcast_fetch.py). Callers still see
-httpx requests, responses and exceptions only: aiohttp's errors are mapped to httpx's here,
-including those raised while a body is read.
+An httpx client whose transport is aiohttp (through `httpx-aiohttp`, the adapter the OpenAI
+and Anthropic SDKs offer), not httpcore. Measured on the benchmark machine, one keep-alive GET
+cost 662 µs of CPU through httpx on httpcore, 357 µs through httpx on aiohttp and 110 µs
+through aiohttp alone. The passport and signer use the httpx API; the webcast client, which
+runs on every LIVE connection start, uses `send_buffered`, which goes straight to the same
+aiohttp session. Either way callers only see httpx's exception types: aiohttp's errors are
+mapped here, including those raised while a body is read.
 """
 
 from __future__ import annotations
