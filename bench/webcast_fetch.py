@@ -11,6 +11,10 @@ targets interleaved in rounds:
   token           GET {gateway}/webcast/fetch?room_id=...  Bearer     (session from the vault;
                                                               push_server rewritten)
 
+  floor           the direct request through a bare uvicorn + aiohttp pass-through: the least
+                  any Python proxy hop adds on this machine
+
+Each level also prints the CPU time per request of the process that answered (floor, livegate).
 The baselines are the very requests livegate sends upstream (query read back from the
 simulator's request log), so "+p50/+p99" is what livegate adds, not the simulator's work.
 
@@ -34,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -127,8 +132,23 @@ def scratch_postgres(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+@dataclass
+class Servers:
+    sim: str
+    gateway: str
+    floor: str
+    env: dict[str, str]
+    pids: dict[str, int]  # by base URL
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def servers(db_url: str, data_dir: Path) -> Iterator[tuple[str, str, str, dict[str, str]]]:
+def servers(db_url: str, data_dir: Path) -> Iterator[Servers]:
     sim_port, gw_port, floor_port = free_port(), free_port(), free_port()
     sim_url, gw_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}"
     env = {
@@ -157,7 +177,9 @@ def servers(db_url: str, data_dir: Path) -> Iterator[tuple[str, str, str, dict[s
         wait_http(sim_url + "/_sim/rooms")
         wait_http(gw_url + "/.well-known/oauth-authorization-server")
         wait_http(f"http://127.0.0.1:{floor_port}/")
-        yield sim_url, gw_url, f"http://127.0.0.1:{floor_port}", env
+        floor_url = f"http://127.0.0.1:{floor_port}"
+        pids = dict(zip((sim_url, gw_url, floor_url), (p.pid for p in procs), strict=True))
+        yield Servers(sim_url, gw_url, floor_url, env, pids)
     finally:
         for p in procs:
             p.terminate()
@@ -246,7 +268,8 @@ def cell(v: tuple[float, float], sign: str = "") -> str:
 
 
 def run(db_url: str, label: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp, servers(db_url, Path(tmp)) as (sim, gw, floor, env):
+    with tempfile.TemporaryDirectory() as tmp, servers(db_url, Path(tmp)) as srv:
+        sim, gw, floor, env = srv.sim, srv.gateway, srv.floor, srv.env
         client = cli_json(
             env, "clients", "create", "--name", "bench", "--redirect-uri", REDIRECT,
             "--scope", "webcast:fetch", "--json",
@@ -294,10 +317,14 @@ def run(db_url: str, label: str) -> None:
         )
         for conc, total in LEVELS.items():
             res: dict[str, list[float]] = {name: [] for name in targets}
+            cpu = dict.fromkeys(targets, 0.0)  # CPU of the process that answered the client
             # Interleaved in rounds, so a slow spell of the machine hits every target alike.
             for _ in range(ROUNDS):
                 for name, (u, h) in targets.items():
+                    pid = next(pid for base, pid in srv.pids.items() if u.startswith(base + "/"))
+                    before = cpu_seconds(pid)
                     res[name] += uvloop.run(measure(u, h, conc, total // ROUNDS, Path(tmp)))
+                    cpu[name] += cpu_seconds(pid) - before
             p = {name: (pct(v, 50), pct(v, 99)) for name, v in res.items()}
 
             def added(name: str, base: str, p: dict[str, tuple[float, float]] = p) -> str:
@@ -310,6 +337,10 @@ def run(db_url: str, label: str) -> None:
                 f" {added('token', 'direct+session')}",
                 flush=True,
             )
+            per_request = {
+                n: round(1e6 * cpu[n] / len(res[n])) for n in ("floor", "apikey", "token")
+            }
+            print(f"{'':>10} | CPU per request of the proxy hop (µs): {per_request}", flush=True)
 
 
 def main() -> None:
