@@ -2,7 +2,7 @@
 
 Starts its own simulator and gateway (`livegate simulator` / `livegate serve` subprocesses on
 loopback), signs a viewer in through the real QR flow for an access token, creates an API key,
-then measures p50/p99 at concurrency 1, 16 and 64 with bounded request counts, the four
+then measures p50/p99 at concurrency 1, 16 and 64 with bounded request counts, the five
 targets interleaved in rounds:
 
   direct          GET {sim}/webcast/im/fetch/?<the query livegate sends>, its headers
@@ -10,7 +10,6 @@ targets interleaved in rounds:
   direct+session  the same im/fetch, signed with a simulator session (Cookie: sessionid=...)
   token           GET {gateway}/webcast/fetch?room_id=...  Bearer     (session from the vault;
                                                               push_server rewritten)
-
   floor           the direct request through a bare uvicorn + aiohttp pass-through: the least
                   any Python proxy hop adds on this machine
 
