@@ -319,7 +319,7 @@ class WebcastClient:
                     raise UpstreamError("im/fetch: malformed JSON answer")
                 self._webcast_status(data, "im/fetch")
                 raise UpstreamError("im/fetch: JSON instead of protobuf")
-            if "html" in ctype or body.lstrip()[:1] == b"<":
+            if "html" in ctype or body[:256].lstrip()[:1] == b"<":
                 if _looks_blocked(response.text[:4000]):
                     raise UpstreamBlocked("im/fetch: TikTok returned a challenge page")
                 raise UpstreamError("im/fetch: HTML instead of protobuf")

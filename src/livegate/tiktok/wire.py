@@ -7,13 +7,12 @@ fields costs a few microseconds and leaves every byte TikTok sent as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     number: int
     wire_type: int
     start: int  # where the field's key begins
@@ -52,20 +51,27 @@ def fields(body: bytes) -> list[Field]:
     i, n = 0, len(body)
     while i < n:
         start = i
-        key, i = read_varint(body, i)
+        key = body[i]
+        if key < 0x80:  # one-byte keys: every field number up to 15
+            i += 1
+        else:
+            key, i = read_varint(body, i)
         number, wire_type = key >> 3, key & 7
         if number == 0:
             raise ValueError("field number 0")
         value_start = i
-        if wire_type == VARINT:
+        if wire_type == LENGTH_DELIMITED:
+            if i < n and body[i] < 0x80:
+                length, value_start = body[i], i + 1
+            else:
+                length, value_start = read_varint(body, i)
+            i = value_start + length
+        elif wire_type == VARINT:
             _, i = read_varint(body, i)
         elif wire_type == FIXED64:
             i += 8
         elif wire_type == FIXED32:
             i += 4
-        elif wire_type == LENGTH_DELIMITED:
-            length, value_start = read_varint(body, i)
-            i = value_start + length
         else:
             raise ValueError(f"unsupported wire type {wire_type}")
         if i > n:
