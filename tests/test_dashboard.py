@@ -216,6 +216,30 @@ def userinfo_status(gw_url: str, token: str) -> int:
     return r.status_code
 
 
+def test_nul_characters_in_forms_are_a_bad_request(gateway: ServerThread) -> None:
+    """PostgreSQL refuses NUL in text; that is the request's fault, never a 500."""
+    dash = Dash(gateway.url)
+    dash.get("/dashboard/signup")
+    r = dash.post("/dashboard/signup", {"email": f"a\x00{new_email()}", "password": PASSWORD})
+    assert r.status_code == 400, r.text[:300]
+    dash.get("/dashboard/login")
+    r = dash.post("/dashboard/login", {"email": f"a\x00{new_email()}", "password": PASSWORD})
+    assert r.status_code in (400, 401), r.text[:300]
+    dash.get("/dashboard/signup")
+    r = dash.post("/dashboard/signup", {"email": new_email(), "password": PASSWORD})
+    assert r.status_code == 303
+    dash.get("/dashboard/clients/new")
+    data = {
+        "name": "nul\x00app",
+        "redirect_uris": "http://127.0.0.1:9/callback",
+        "scope": ["webcast:fetch"],
+        "client_type": "confidential",
+        "theme": "auto",
+    }
+    r = dash.post("/dashboard/clients", data)
+    assert r.status_code in (201, 400), r.text[:300]
+
+
 def test_signup_signin_signout(gateway: ServerThread) -> None:
     dash = Dash(gateway.url)
     page = dash.get("/dashboard/signup")

@@ -233,6 +233,35 @@ def test_malformed_token_requests(gateway: ServerThread, database: Database) -> 
     assert r.status_code == 405
 
 
+@pytest.mark.parametrize("bad", ["\x00", "a\x00b"])
+def test_nul_characters_are_a_bad_request_everywhere(
+    gateway: ServerThread, database: Database, bad: str
+) -> None:
+    """PostgreSQL refuses NUL in text: it must never reach a query (it gave a 500)."""
+    app = register(database)
+    r = httpx.get(
+        f"{gateway.url}/tiktok/oauth/authorize", params={"response_type": "", "client_id": bad}
+    )
+    assert r.status_code == 400 and "Traceback" not in r.text
+    r = httpx.get(
+        f"{gateway.url}/tiktok/oauth/authorize",
+        params={"response_type": "code", "client_id": app.client_id, "state": bad},
+    )
+    assert r.status_code in (302, 400) and "Traceback" not in r.text
+    for path in ("token", "revoke", "introspect"):
+        url = f"{gateway.url}/tiktok/oauth/{path}"
+        form = {"grant_type": "refresh_token", "refresh_token": bad, "token": bad}
+        assert_oauth_error(httpx.post(url, data=form, auth=app.auth), 400, "invalid_request")
+        form = {"grant_type": "authorization_code", "client_id": bad, "code": "x", "token": "x"}
+        r = httpx.post(url, data=form)
+        assert r.status_code in (400, 401) and r.json()["error"] in (
+            "invalid_request",
+            "invalid_client",
+        )
+        r = httpx.post(url, data={"grant_type": "refresh_token"}, auth=(bad, "secret"))
+        assert_oauth_error(r, 401, "invalid_client")
+
+
 # -- refresh, revocation, introspection -------------------------------------------------------
 
 

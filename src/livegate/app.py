@@ -11,6 +11,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -107,6 +108,18 @@ def _install_error_handlers(app: FastAPI) -> None:
             },
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(DataError)
+    async def refused_data(request: Request, exc: DataError) -> Response:
+        # The database refused a value the request carried (PostgreSQL: a NUL character,
+        # a number out of range): the request was bad, not the server.
+        log.info("database refused request data on %s: %s", request.url.path, type(exc.orig))
+        message = "The request contains a value that cannot be stored."
+        if request.url.path.startswith("/webcast"):
+            return JSONResponse({"code": 400, "message": message}, status_code=400)
+        return JSONResponse(
+            {"error": "invalid_request", "error_description": message}, status_code=400
         )
 
     @app.exception_handler(Exception)

@@ -14,7 +14,7 @@ from livegate.dashboard.passwords import MIN_LENGTH, hash_password, needs_rehash
 from livegate.db.models import ApiKey, Developer, OAuthClient
 from livegate.oauth import clients, scopes
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 THEMES = ("auto", "light", "dark")
 
 

@@ -85,6 +85,8 @@ def create_client(
 
 
 def get_client(db: Session, client_id: str) -> OAuthClient | None:
+    if "\x00" in client_id:  # e.g. from a Basic header; PostgreSQL text refuses it
+        return None
     return db.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
 
 

@@ -48,6 +48,13 @@ class LivegateRequest(OAuth2Request):
         self.presented_secret: str | None = None
         self.session_id: int | None = None
 
+    def has_nul(self) -> bool:
+        """Whether a parameter name or value holds U+0000, which PostgreSQL text refuses."""
+        return any(
+            "\x00" in key or any(isinstance(v, str) and "\x00" in v for v in values)
+            for key, values in self.payload.datalist.items()
+        )
+
     @property
     def args(self) -> dict[str, Any]:
         return self.payload.data

@@ -28,11 +28,10 @@ from livegate.db.models import (
     AccessToken,
     AuthorizationCode,
     Grant,
-    OAuthClient,
     RefreshToken,
     utcnow,
 )
-from livegate.oauth import scopes, tokens
+from livegate.oauth import clients, scopes, tokens
 from livegate.oauth.adapters import Client, Code, Token
 from livegate.oauth.context import db
 from livegate.oauth.requests import LivegateRequest
@@ -294,7 +293,7 @@ class LivegateServer(AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or not client_id:
             return None
-        row = db().scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
+        row = clients.get_client(db(), client_id)
         return Client(row) if row else None
 
     def validate_requested_scope(self, scope: str | None) -> None:

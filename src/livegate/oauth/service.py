@@ -86,7 +86,9 @@ class OAuthService:
             finally:
                 current_db.reset(token)
 
-    def _endpoint(self, call: Callable[[], OAuthResult]) -> OAuthResult:
+    def _endpoint(self, request: LivegateRequest, call: Callable[[], OAuthResult]) -> OAuthResult:
+        if request.has_nul():
+            return OAuthResult(400, dict(UNPRINTABLE))
         try:
             result: OAuthResult = self._run(lambda _s: call())
         except ValueError as exc:
@@ -99,6 +101,8 @@ class OAuthService:
 
     def check_authorization(self, uri: str, params: list[tuple[str, str]]) -> AuthorizeCheck:
         request = LivegateRequest("GET", uri, {}, params)
+        if request.has_nul():
+            return AuthorizeCheck(error=OAuthResult(400, dict(UNPRINTABLE)))
 
         def check(session: Session) -> AuthorizeCheck:
             try:
@@ -194,20 +198,22 @@ class OAuthService:
         self, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
     ) -> OAuthResult:
         request = LivegateRequest("POST", uri, headers, params)
-        return self._endpoint(lambda: self.server.create_token_response(request))
+        return self._endpoint(request, lambda: self.server.create_token_response(request))
 
     def revoke(
         self, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
     ) -> OAuthResult:
         request = LivegateRequest("POST", uri, headers, params)
-        return self._endpoint(lambda: self.server.create_endpoint_response("revocation", request))
+        return self._endpoint(
+            request, lambda: self.server.create_endpoint_response("revocation", request)
+        )
 
     def introspect(
         self, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
     ) -> OAuthResult:
         request = LivegateRequest("POST", uri, headers, params)
         return self._endpoint(
-            lambda: self.server.create_endpoint_response("introspection", request)
+            request, lambda: self.server.create_endpoint_response("introspection", request)
         )
 
     def validate_refresh(self, refresh_token: str, client_id: str) -> dict[str, Any]:
