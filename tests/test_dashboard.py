@@ -229,7 +229,7 @@ def test_nul_characters_in_forms_are_a_bad_request(gateway: ServerThread) -> Non
     r = dash.post("/dashboard/signup", {"email": new_email(), "password": PASSWORD})
     assert r.status_code == 303
     dash.get("/dashboard/clients/new")
-    data = {
+    data: dict[str, object] = {
         "name": "nul\x00app",
         "redirect_uris": "http://127.0.0.1:9/callback",
         "scope": ["webcast:fetch"],
