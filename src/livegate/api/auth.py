@@ -18,6 +18,7 @@ while the generation stays the same.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ SESSION_TTL = 120.0  # how long an unwrapped session is reused (same generation)
 CACHE_SIZE = 10_000
 
 _TOKEN_STATUS = (
-    select(AccessToken.revoked_at, AccessToken.expires_at, Grant.status, Grant.id)
+    select(AccessToken.revoked_at, AccessToken.expires_at, Grant.status, Grant.id.label("grant_id"))
     .join(Grant, Grant.id == AccessToken.grant_id)
     .where(AccessToken.token_digest == bindparam("d"))
 )
@@ -143,26 +144,21 @@ class Authenticator:
 
     # -- warm checks (event loop: memory only) ---------------------------------------------
 
+    def _current(self, entry: _TokenEntry | _KeyEntry) -> bool:
+        return (
+            entry.generation == self.db.changes.generation
+            and time.monotonic() - entry.checked_at < STATUS_TTL
+        )
+
     def _fresh_token(self, d: str) -> _TokenEntry | None:
         entry: _TokenEntry | None = self._tokens.get(d)
-        if (
-            entry is not None
-            and entry.generation == self.db.changes.generation
-            and time.monotonic() - entry.checked_at < STATUS_TTL
-            and entry.expires_at > time.time()
-        ):
+        if entry is not None and self._current(entry) and entry.expires_at > time.time():
             return entry
         return None
 
     def _fresh_key(self, d: str) -> KeyInfo | None:
         entry: _KeyEntry | None = self._keys.get(d)
-        if (
-            entry is not None
-            and entry.generation == self.db.changes.generation
-            and time.monotonic() - entry.checked_at < STATUS_TTL
-        ):
-            return entry.info
-        return None
+        return entry.info if entry is not None and self._current(entry) else None
 
     # -- cold checks (a worker thread: database I/O) ----------------------------------------
 
@@ -172,16 +168,11 @@ class Authenticator:
             row = conn.execute(_TOKEN_STATUS, {"d": d}).first()
         if row is None:
             raise invalid_token("The access token is unknown.")
-        revoked_at, expires_at, grant_status, grant_id = row
-        if grant_status == "login_required":
-            self.forget_grant(grant_id)
-            raise invalid_token("login_required")
-        if revoked_at is not None:
-            raise invalid_token("The access token was revoked.")
-        if expires_at <= utcnow():
-            raise invalid_token("The access token expired.")
-        if grant_status != "active":
-            raise invalid_token("The authorization was revoked.")
+        refusal = _refusal(row.revoked_at, row.expires_at, row.status)
+        if refusal is not None:
+            if refusal == "login_required":
+                self.forget_grant(row.grant_id)
+            raise invalid_token(refusal)
         now = time.monotonic()
         entry: _TokenEntry | None = self._tokens.get(d)
         if entry is None or entry.generation != generation or now - entry.loaded_at > SESSION_TTL:
@@ -211,12 +202,19 @@ class Authenticator:
         return info
 
     def _check(
-        self, token: str | None, token_d: str | None, key_d: str | None
+        self,
+        token: str | None,
+        token_d: str | None,
+        key_d: str | None,
+        entry: _TokenEntry | None,
+        key_info: KeyInfo | None,
     ) -> tuple[_TokenEntry | None, KeyInfo | None]:
-        key_info = (self._fresh_key(key_d) or self._check_key(key_d)) if key_d else None
-        if token is None or token_d is None:
-            return None, key_info
-        return self._fresh_token(token_d) or self._check_token(token, token_d), key_info
+        """The database checks the warm ones in `authenticate` could not answer: key first."""
+        if key_d and key_info is None:
+            key_info = self._check_key(key_d)
+        if token and token_d and entry is None:
+            entry = self._check_token(token, token_d)
+        return entry, key_info
 
     def forget_grant(self, grant_id: int) -> None:
         for d in [d for d, c in list(self._tokens.items()) if c.caller.grant_id == grant_id]:
@@ -226,14 +224,10 @@ class Authenticator:
         """Whether the token (by its digest) is still valid and its grant still active."""
         with self.db.engine.connect() as conn:
             row = conn.execute(_TOKEN_STATUS, {"d": token_digest}).first()
-        if row is None:
-            return False
-        revoked_at, expires_at, grant_status, row_grant = row
         return (
-            row_grant == grant_id
-            and revoked_at is None
-            and expires_at > utcnow()
-            and grant_status == "active"
+            row is not None
+            and row.grant_id == grant_id
+            and _refusal(row.revoked_at, row.expires_at, row.status) is None
         )
 
     # -- the request-level entry point ----------------------------------------------------
@@ -259,7 +253,9 @@ class Authenticator:
         entry = self._fresh_token(token_d) if token_d else None
         key_info = self._fresh_key(key_d) if key_d else None
         if (token_d and entry is None) or (key_d and key_info is None):
-            entry, key_info = await to_thread.run_sync(self._check, token, token_d, key_d)
+            entry, key_info = await to_thread.run_sync(
+                self._check, token, token_d, key_d, entry, key_info
+            )
         if entry is not None:
             caller, jar = entry.caller, entry.jar
             if scope and scope not in caller.scopes:
@@ -281,6 +277,19 @@ class Authenticator:
         return Principal(
             caller=None, api_key=key_info, jar=own or None, vault_session=False, token_digest=None
         )
+
+
+def _refusal(revoked_at: dt.datetime | None, expires_at: dt.datetime, status: str) -> str | None:
+    """Why a token (its `_TOKEN_STATUS` row) may not be used, as the 401's description."""
+    if status == "login_required":
+        return "login_required"
+    if revoked_at is not None:
+        return "The access token was revoked."
+    if expires_at <= utcnow():
+        return "The access token expired."
+    if status != "active":
+        return "The authorization was revoked."
+    return None
 
 
 def _bad_key() -> ApiError:
