@@ -26,13 +26,14 @@ from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import TikTokAccount
 from livegate.oauth.service import OAuthService
+from livegate.tiktok.cookies import IDENTITY_COOKIE_NAMES
 from livegate.tiktok.errors import (
     SessionExpired,
     UpstreamError,
     UpstreamTimeout,
     UserNotFound,
 )
-from livegate.tiktok.webcast import LiveState, WebcastClient
+from livegate.tiktok.webcast import LiveState, WebcastClient, cookie_header
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +42,6 @@ PROTOBUF = "application/x-protobuf"
 # Cookies a fetch result may hand to the client (X-Set-TT-Cookie) when the user's session
 # signed it: TikTok's visitor cookies only, never anything that identifies the session.
 VISITOR_COOKIES = frozenset({"ttwid", "msToken", "tt_chain_token", "tt_csrf_token"})
-SESSION_COOKIES = frozenset(
-    {
-        "sessionid",
-        "sessionid_ss",
-        "sid_tt",
-        "sid_guard",
-        "uid_tt",
-        "uid_tt_ss",
-        "sid_ucp_v1",
-        "ssid_ucp_v1",
-        "odin_tt",
-        "cmpl_token",
-        "multi_sids",
-        "passport_auth_status",
-        "passport_auth_status_ss",
-        "store-idc",
-        "store-country-code",
-        "tt-target-idc",
-        "tt-target-idc-sign",
-    }
-)
 BULK_CONCURRENCY = 10
 
 Handler = Callable[[Principal], Awaitable[Response]]
@@ -190,9 +170,11 @@ class WebcastApi:
             body = rewrite_push_server(body, proxied)
             cookies = {k: v for k, v in result.set_cookies.items() if k in VISITOR_COOKIES}
         else:
-            cookies = {k: v for k, v in result.set_cookies.items() if k not in SESSION_COOKIES}
+            cookies = {
+                k: v for k, v in result.set_cookies.items() if k not in IDENTITY_COOKIE_NAMES
+            }
         # TikTokLive refuses a fetch answer without X-Set-TT-Cookie; never send it empty.
-        header = "; ".join(f"{k}={v}" for k, v in cookies.items()) or "tt_chain_token="
+        header = cookie_header(cookies) or "tt_chain_token="
         return Response(
             body,
             media_type=PROTOBUF,

@@ -34,7 +34,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from livegate.tiktok import wire
 from livegate.tiktok.http import DEFAULT_USER_AGENT
-from livegate.tiktok.webcast import cookie_header
+from livegate.tiktok.webcast import FETCH_PUSH_SERVER_FIELD, cookie_header
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,6 @@ def ws_base(public_url: str) -> str:
     return "ws://" + public_url.removeprefix("http://")
 
 
-PUSH_SERVER_FIELD = 10  # ProtoMessageFetchResult.push_server (string)
-
-
 def _splice_push_server(body: bytes, make_url: Callable[[str], str]) -> bytes | None:
     """Replace field 10 on the wire, leaving every other byte as TikTok sent it.
 
@@ -99,14 +96,14 @@ def _splice_push_server(body: bytes, make_url: Callable[[str], str]) -> bytes | 
     the caller then re-encodes with the proto classes.
     """
     try:
-        found = [f for f in wire.fields(body) if wire.length_delimited(f, PUSH_SERVER_FIELD)]
+        found = [f for f in wire.fields(body) if wire.length_delimited(f, FETCH_PUSH_SERVER_FIELD)]
     except ValueError:
         return None
     if len(found) != 1:
         return None
     [field] = found
     url = make_url(body[field.value_start : field.end].decode("utf-8"))
-    spliced = wire.encode_string_field(PUSH_SERVER_FIELD, url)
+    spliced = wire.encode_string_field(FETCH_PUSH_SERVER_FIELD, url)
     return body[: field.start] + spliced + body[field.end :]
 
 

@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote_plus
 
-# What a signed-in web session is made of, plus the warm-up cookies the webcast WebSocket
-# handshake and signed requests need later (tiktok-protocol.md §1.2).
-SESSION_COOKIE_NAMES: frozenset[str] = frozenset(
+# The cookies that identify a signed-in TikTok user: never handed to anyone but TikTok.
+IDENTITY_COOKIE_NAMES: frozenset[str] = frozenset(
     {
         "sessionid",
         "sessionid_ss",
@@ -23,26 +22,31 @@ SESSION_COOKIE_NAMES: frozenset[str] = frozenset(
         "uid_tt_ss",
         "sid_ucp_v1",
         "ssid_ucp_v1",
+        "odin_tt",
         "cmpl_token",
         "multi_sids",
-        "store-idc",
-        "store-country-code",
-        "store-country-code-src",
-        "tt-target-idc",
-        "tt-target-idc-sign",
-        "odin_tt",
         "passport_auth_status",
         "passport_auth_status_ss",
-        "last_login_method",
-        "ttwid",
-        "msToken",
-        "tt_csrf_token",
-        "passport_csrf_token",
-        "passport_csrf_token_default",
-        "s_v_web_id",
-        "tt_chain_token",
+        "store-idc",
+        "store-country-code",
+        "tt-target-idc",
+        "tt-target-idc-sign",
     }
 )
+
+# What a signed-in web session is made of, plus the warm-up cookies the webcast WebSocket
+# handshake and signed requests need later (tiktok-protocol.md §1.2).
+SESSION_COOKIE_NAMES: frozenset[str] = IDENTITY_COOKIE_NAMES | {
+    "store-country-code-src",
+    "last_login_method",
+    "ttwid",
+    "msToken",
+    "tt_csrf_token",
+    "passport_csrf_token",
+    "passport_csrf_token_default",
+    "s_v_web_id",
+    "tt_chain_token",
+}
 
 # Without both, TikTok (and every client library) treats the request as anonymous.
 LOGIN_COOKIE_NAMES: tuple[str, ...] = ("sessionid", "tt-target-idc")

@@ -50,8 +50,11 @@ STATUS_PARAMS_ERROR = 10011  # "Request params error" stub of an age-restricted 
 STATUS_ROOM_RESTRICTED = 4003110  # restricted room stub (age or private)
 STATUS_ROOM_NOT_FOUND = 30001  # no such room
 AGE_RESTRICTED_CODES = frozenset({STATUS_PARAMS_ERROR, STATUS_ROOM_RESTRICTED})
-# ProtoMessageFetchResult: messages (1) and cursor (2) are length-delimited.
+# ProtoMessageFetchResult's field numbers the fetch path reads on the wire (all
+# length-delimited).
+FETCH_MESSAGES_FIELD = 1
 FETCH_CURSOR_FIELD = 2
+FETCH_PUSH_SERVER_FIELD = 10
 # api-live/user/room's statusCode for an unknown uniqueId (message "user_not_found").
 STATUS_USER_NOT_FOUND = 19881007
 
@@ -327,7 +330,8 @@ class WebcastClient:
                 top = wire.fields(body)
             except ValueError as exc:
                 raise UpstreamError("im/fetch: undecodable protobuf") from exc
-            if any(f.number in (1, 2) and f.wire_type != wire.LENGTH_DELIMITED for f in top):
+            framed = (FETCH_MESSAGES_FIELD, FETCH_CURSOR_FIELD)
+            if any(f.number in framed and f.wire_type != wire.LENGTH_DELIMITED for f in top):
                 raise UpstreamError("im/fetch: undecodable protobuf")
             if not any(f.number == FETCH_CURSOR_FIELD and f.end > f.value_start for f in top):
                 raise UpstreamError("im/fetch: result has no cursor")
