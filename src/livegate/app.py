@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import anyio
@@ -80,6 +80,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     return app
 
 
+def _error(
+    request: Request,
+    status: int,
+    error: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """`{code, message}` under /webcast (the Euler shape), RFC 6749 §5.2's shape elsewhere."""
+    body: dict[str, object]
+    if request.url.path.startswith("/webcast"):
+        body = {"code": status, "message": message}
+    else:
+        body = {"error": error, "error_description": message}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -88,27 +104,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = (
             f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
         )
-        if request.url.path.startswith("/webcast"):
-            return JSONResponse({"code": 400, "message": message}, status_code=400)
-        return JSONResponse(
-            {"error": "invalid_request", "error_description": message}, status_code=400
-        )
+        return _error(request, 400, "invalid_request", message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        message = str(exc.detail)
-        if request.url.path.startswith("/webcast"):
-            return JSONResponse(
-                {"code": exc.status_code, "message": message}, status_code=exc.status_code
-            )
-        return JSONResponse(
-            {
-                "error": "not_found" if exc.status_code == 404 else "invalid_request",
-                "error_description": message,
-            },
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        error = "not_found" if exc.status_code == 404 else "invalid_request"
+        return _error(request, exc.status_code, error, str(exc.detail), exc.headers)
 
     @app.exception_handler(DataError)
     async def refused_data(request: Request, exc: DataError) -> Response:
@@ -116,18 +117,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         # a number out of range): the request was bad, not the server.
         log.info("database refused request data on %s: %s", request.url.path, type(exc.orig))
         message = "The request contains a value that cannot be stored."
-        if request.url.path.startswith("/webcast"):
-            return JSONResponse({"code": 400, "message": message}, status_code=400)
-        return JSONResponse(
-            {"error": "invalid_request", "error_description": message}, status_code=400
-        )
+        return _error(request, 400, "invalid_request", message)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Never a traceback to the caller; the log has it, redacted by the formatter.
         log.exception("unhandled %s on %s", type(exc).__name__, request.url.path)
-        if request.url.path.startswith("/webcast"):
-            return JSONResponse({"code": 500, "message": "internal error"}, status_code=500)
-        return JSONResponse(
-            {"error": "server_error", "error_description": "internal error"}, status_code=500
-        )
+        return _error(request, 500, "server_error", "internal error")
