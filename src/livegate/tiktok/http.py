@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from livegate.config import Settings
@@ -68,7 +69,7 @@ class BufferedResponse:
     """A whole upstream answer: status, headers (case-insensitive), decoded body."""
 
     status_code: int
-    headers: Mapping[str, str]  # aiohttp's CIMultiDictProxy: also `getall(name, default)`
+    headers: CIMultiDictProxy[str]  # as aiohttp read them
     content: bytes
     charset: str | None = None
 
@@ -80,11 +81,7 @@ class BufferedResponse:
         return json.loads(self.content)
 
     def header_list(self, name: str) -> list[str]:
-        getall = getattr(self.headers, "getall", None)
-        if getall is not None:
-            return list(getall(name, []))
-        value = self.headers.get(name)
-        return [] if value is None else [value]
+        return self.headers.getall(name, [])
 
 
 class _MappedStream(httpx.AsyncByteStream):

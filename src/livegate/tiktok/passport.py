@@ -33,6 +33,7 @@ from livegate.tiktok.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from livegate.tiktok.http import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
@@ -205,7 +206,7 @@ def _verify_ticket(resp: httpx.Response) -> str | None:
 
 
 class PassportClient:
-    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(self, http: UpstreamClient, settings: Settings) -> None:
         self._http = http
         self._settings = settings
 
@@ -539,13 +540,12 @@ class PassportClient:
         return resp
 
     def _absorb_cookies(self, resp: httpx.Response, jar: dict[str, str]) -> None:
-        names = set()
+        # Into this login's own jar only: the shared client keeps no cookie (tiktok/http.py).
         for header in resp.headers.get_list("set-cookie"):
             parsed = _parse_set_cookie(header)
             if parsed is None:
                 continue
             name, value, deleted = parsed
-            names.add(name)
             if deleted:
                 jar.pop(name, None)
             else:
@@ -553,15 +553,3 @@ class PassportClient:
         ms_token = resp.headers.get("x-ms-token")
         if ms_token:
             jar["msToken"] = ms_token
-        if names:
-            self._scrub_shared_jar(names)
-
-    def _scrub_shared_jar(self, names: set[str]) -> None:
-        # httpx stores every Set-Cookie in the client's jar and sends it on later requests
-        # that carry no Cookie header; on a client shared by all users that would leak one
-        # user's session into another's (or an anonymous) request.
-        shared = self._http.cookies.jar
-        for cookie in list(shared):
-            if cookie.name in names:
-                with contextlib.suppress(KeyError):
-                    shared.clear(cookie.domain, cookie.path, cookie.name)
