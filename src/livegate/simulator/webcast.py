@@ -53,6 +53,7 @@ from TikTokLive.proto import (
 from TikTokLiveProto.v3.webcast.im import ControlAction
 
 from livegate.simulator.state import Account, SimState
+from livegate.tiktok.wire import LENGTH_DELIMITED, encode_varint
 
 WS_PATH = "/webcast/im/ws_proxy/ws_reuse_supplement/"
 LIVE, ENDED = 2, 4
@@ -76,6 +77,9 @@ class Comment:
     sec_uid: str
     content: str
     created_ms: int
+    # The encoded BaseProtoMessage, made once: encoding it with the proto classes was most of
+    # the simulator's CPU per fetch.
+    frame: bytes = field(default=b"", repr=False, compare=False)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -179,9 +183,14 @@ class WebcastWorld:
         return max(rooms, key=lambda r: r.created_ms, default=None) if rooms else None
 
     def new_ticket(self, room: Room, sessionid: str | None) -> WsTicket:
+        # Tickets sit in creation order: drop expired ones from the front, never scan them all
+        # (a scan per fetch made the simulator O(tickets) under load).
         cutoff = time.monotonic() - WRSS_TTL
-        for key in [k for k, t in self.tickets.items() if t.created < cutoff]:
-            del self.tickets[key]
+        while self.tickets:
+            oldest = next(iter(self.tickets.values()))
+            if oldest.created >= cutoff:
+                break
+            del self.tickets[oldest.wrss]
         ticket = WsTicket(secrets.token_urlsafe(32), room.room_id, sessionid, room.last_seq)
         self.tickets[ticket.wrss] = ticket
         return ticket
@@ -221,6 +230,12 @@ def world_of(state: SimState) -> WebcastWorld:
 
 
 # -- protobuf ---------------------------------------------------------------------------------
+
+
+def _chat_frame(room: Room, c: Comment) -> bytes:
+    if not c.frame:
+        c.frame = bytes(_chat_message(room, c))
+    return c.frame
 
 
 def _chat_message(room: Room, c: Comment) -> BaseProtoMessage:
@@ -289,6 +304,16 @@ def _result(
         push_server=push_server,
         is_first=is_first,
     )
+
+
+_MESSAGES_KEY = bytes([1 << 3 | LENGTH_DELIMITED])  # ProtoMessageFetchResult.messages
+
+
+def _result_bytes(room: Room, frames: list[bytes], *, seq: int, **kwargs: Any) -> bytes:
+    """`bytes(_result(room, messages, ...))` for messages already encoded: field 1 first, as
+    the proto encoder writes it, then the other fields."""
+    head = b"".join(_MESSAGES_KEY + encode_varint(len(f)) + f for f in frames)
+    return head + bytes(_result(room, [], seq=seq, **kwargs))
 
 
 def _since_seq(room: Room, cursor: str, internal_ext: str) -> int:
@@ -466,19 +491,19 @@ def router(state: SimState) -> APIRouter:
         else:
             since = _since_seq(room, cursor, ext)
             comments = [c for c in room.comments if c.seq > since]
-        messages = [_chat_message(room, c) for c in comments]
+        frames = [_chat_frame(room, c) for c in comments]
         if room.status == ENDED:
-            messages.append(_end_message(room, next(world._msg_ids)))
+            frames.append(bytes(_end_message(room, next(world._msg_ids))))
         ticket = world.new_ticket(room, sessionid if viewer else None)
-        result = _result(
+        result = _result_bytes(
             room,
-            messages,
+            frames,
             seq=room.last_seq,
             push_server=_ws_base(request) + WS_PATH,
             wrss=ticket.wrss,
             is_first=is_first,
         )
-        response = Response(bytes(result), media_type="application/protobuf")
+        response = Response(result, media_type="application/protobuf")
         _set_tt_cookies(response, request)
         return response
 
@@ -799,11 +824,11 @@ async def _writer(ws: WebSocket, room: Room, conn: Connection, world: WebcastWor
             items.append(conn.queue.get_nowait())
         comments = [i for i in items if isinstance(i, Comment)]
         ended = any(i is _END for i in items)
-        messages = [_chat_message(room, c) for c in comments]
+        frames = [_chat_frame(room, c) for c in comments]
         if ended:
-            messages.append(_end_message(room, next(world._msg_ids)))
+            frames.append(bytes(_end_message(room, next(world._msg_ids))))
         seq = comments[-1].seq if comments else room.last_seq
-        payload = bytes(_result(room, messages, seq=seq))
+        payload = _result_bytes(room, frames, seq=seq)
         headers = [PushHeader(key="im-cursor", value=f"t-{now_ms()}_r-1")]
         if conn.compress:
             payload = gzip.compress(payload)
