@@ -13,14 +13,21 @@ targets interleaved in rounds:
   floor           the direct request through a bare uvicorn + aiohttp pass-through: the least
                   any Python proxy hop adds on this machine
 
-Each level also prints the CPU time per request of the process that answered (floor, livegate).
+Each level also prints the CPU time per request of the process that answered each target.
 The baselines are the very requests livegate sends upstream (query read back from the
 simulator's request log), so "+p50/+p99" is what livegate adds, not the simulator's work.
+
+`--upstream-delay-ms D` makes the simulator wait D ms (a sleep, no CPU) before answering every
+im/fetch, direct or proxied, as TikTok across the internet does; request counts then shrink
+to about 30 s per target and level. Without it, simulator, proxies and load generator compete
+for the same cores, and at 16 and 64 clients the "+" columns mostly measure that contention:
+in a closed loop at full load, every microsecond of CPU a hop spends adds to everyone's wait.
 
 Usage:
   .venv/bin/python bench/webcast_fetch.py                       # SQLite in a temp dir
   .venv/bin/python bench/webcast_fetch.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres
      (creates and afterwards drops a scratch database `livegate_bench_<random>` on that server)
+  .venv/bin/python bench/webcast_fetch.py --upstream-delay-ms 100
 """
 
 from __future__ import annotations
@@ -322,6 +329,8 @@ def run(db_url: str, label: str, upstream_delay_ms: int) -> None:
             + f"{' p50/p99':>14}{' p50/p99':>14}"
         )
         for conc, total in LEVELS.items():
+            if upstream_delay_ms:  # at most ~30 s per target: the delay bounds the request rate
+                total = min(total, max(ROUNDS * 100, conc * 30_000 // upstream_delay_ms))
             res: dict[str, list[float]] = {name: [] for name in targets}
             cpu = dict.fromkeys(targets, 0.0)  # CPU of the process that answered the client
             # Interleaved in rounds, so a slow spell of the machine hits every target alike.

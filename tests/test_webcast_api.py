@@ -208,6 +208,26 @@ def test_anonymous_fetch_with_api_key_passes_push_server_through(
         assert "first!" in chats(r.content)
 
 
+def test_api_key_caller_signs_the_fetch_with_its_own_session_id(
+    gw: httpx.Client, user: User, room: tuple[str, str], sim: ServerThread
+) -> None:
+    jar = httpx.post(f"{sim.url}/_sim/sessions", json={"unique_id": uname("own")}).json()
+    sessionid, idc = jar["cookies"]["sessionid"], jar["cookies"]["tt-target-idc"]
+    httpx.delete(f"{sim.url}/_sim/requests")
+    # TikTokLive 7.0.1's form: the caller's own session in the query, beside its API key.
+    params = {"room_id": room[0], "session_id": sessionid, "tt_target_idc": idc}
+    r = gw.get("/webcast/fetch", params=params, headers={"X-Api-Key": user.api_key})
+    assert r.status_code == 200, r.text
+    log = httpx.get(f"{sim.url}/_sim/requests", params={"path": "im/fetch"}).json()
+    assert log[-1]["query"]["user_is_login"] == "true"
+    assert {"sessionid", "tt-target-idc"} <= set(log[-1]["cookie_names"])
+    # A value that would add a cookie of its own to the upstream Cookie header is refused.
+    for bad in ({"session_id": sessionid + "; sid_tt=x"}, {"tt_target_idc": "a,b"}):
+        r = gw.get("/webcast/fetch", params={**params, **bad}, headers={"X-Api-Key": user.api_key})
+        assert_error(r, 400, "invalid_request")
+    assert len(httpx.get(f"{sim.url}/_sim/requests", params={"path": "im/fetch"}).json()) == 1
+
+
 def test_fetch_with_token_uses_the_session_and_proxies_the_websocket(
     gw: httpx.Client, gateway: ServerThread, user: User, sim: ServerThread
 ) -> None:

@@ -33,8 +33,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 from livegate.tiktok import wire
+from livegate.tiktok.cookies import cookie_header
 from livegate.tiktok.http import DEFAULT_USER_AGENT
-from livegate.tiktok.webcast import FETCH_PUSH_SERVER_FIELD, cookie_header
+from livegate.tiktok.webcast import FETCH_PUSH_SERVER_FIELD
 
 log = logging.getLogger(__name__)
 

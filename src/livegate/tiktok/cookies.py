@@ -6,6 +6,7 @@ A jar is a plain `dict[str, str]` of cookie name to the raw value exactly as Tik
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -104,16 +105,21 @@ def session_expired(jar: Mapping[str, str], now: datetime | None = None) -> bool
     return expiry <= (now or datetime.now(UTC))
 
 
+_BAD_NAME = re.compile(r"[=;, \t\r\n]")
+_BAD_VALUE = re.compile(r"[;\r\n]")
+
+
 def cookie_header(jar: Mapping[str, str]) -> str:
-    """A `Cookie:` header value; empty names/values and header-breaking characters are dropped."""
-    pairs = []
-    for name, value in jar.items():
-        if not name or value is None or value == "":
-            continue
-        if any(c in name for c in "=;, \t\r\n") or any(c in value for c in ";\r\n"):
-            continue
-        pairs.append(f"{name}={value}")
-    return "; ".join(pairs)
+    """A `Cookie:` header value; empty names/values and header-breaking characters are dropped.
+
+    Jars hold what TikTok set and what callers send (`x-cookie-header`, `session_id`): a `;`
+    in a value must not smuggle in another cookie, nor a newline another header.
+    """
+    return "; ".join(
+        f"{name}={value}"
+        for name, value in jar.items()
+        if name and value and not _BAD_NAME.search(name) and not _BAD_VALUE.search(value)
+    )
 
 
 def has_login_cookie(jar: Mapping[str, str]) -> bool:

@@ -22,7 +22,7 @@ import httpx
 
 from livegate.config import Settings
 from livegate.tiktok import wire
-from livegate.tiktok.cookies import cookie_pair
+from livegate.tiktok.cookies import cookie_header, cookie_pair
 from livegate.tiktok.errors import (
     AgeRestricted,
     PrivateRoom,
@@ -136,10 +136,6 @@ def browser_params(user_agent: str) -> dict[str, str]:
 def browser_query(user_agent: str) -> str:
     """`browser_params` URL-encoded, once per user agent: the fetch path sends it every poll."""
     return urlencode(browser_params(user_agent))
-
-
-def cookie_header(cookies: dict[str, str]) -> str:
-    return "; ".join(f"{k}={v}" for k, v in cookies.items() if k and v is not None)
 
 
 def parse_set_cookies(response: BufferedResponse) -> dict[str, str]:
