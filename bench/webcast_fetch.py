@@ -2,7 +2,7 @@
 
 Starts its own simulator and gateway (`livegate simulator` / `livegate serve` subprocesses on
 loopback), signs a viewer in through the real QR flow for an access token, creates an API key,
-then measures p50/p99 at concurrency 1, 16 and 64 with bounded request counts, the five
+then measures p50/p99 at concurrency 1, 16 and 64 with bounded request counts, the six
 targets interleaved in rounds:
 
   direct          GET {sim}/webcast/im/fetch/?<the query livegate sends>, its headers
@@ -12,6 +12,7 @@ targets interleaved in rounds:
                                                               push_server rewritten)
   floor           the direct request through a bare uvicorn + aiohttp pass-through: the least
                   any Python proxy hop adds on this machine
+  direct again    `direct` once more, last in each round: its "+" is the benchmark's own noise
 
 Each level also prints the CPU time per request of the process that answered each target.
 The baselines are the very requests livegate sends upstream (query read back from the
@@ -200,9 +201,18 @@ def cli_json(env: dict[str, str], *args: str) -> dict[str, str]:
 
 
 async def measure(
-    url: str, headers: dict[str, str], concurrency: int, total: int, data_dir: Path
+    url: str,
+    headers: dict[str, str],
+    concurrency: int,
+    total: int,
+    data_dir: Path,
+    stagger: float = 0.0,
 ) -> list[float]:
     """`total` GETs of `url` from `concurrency` workers; latency of each in ms.
+
+    With `stagger` (s), the workers start spread over that time: against an upstream that
+    answers after a fixed delay, workers started together would stay in lockstep, and every
+    answer would arrive in one burst of `concurrency` that queues behind itself.
 
     The load generator is aiohttp on uvloop: at about 0.1 ms of CPU per request it leaves
     the two servers the machine's cores (httpx needed 0.7 ms per request here).
@@ -224,7 +234,8 @@ async def measure(
         await asyncio.gather(*(warm() for _ in range(concurrency)))
         queue = iter(range(total))
 
-        async def worker() -> None:
+        async def worker(i: int) -> None:
+            await asyncio.sleep(stagger * i / concurrency)
             for _ in queue:
                 t0 = time.perf_counter()
                 try:
@@ -238,7 +249,7 @@ async def measure(
                 if r.status != 200 or not body:
                     errors.append(f"{r.status} {body[:120]!r}")
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
     if errors:
         print(f"  {url.split('?')[0]} c={concurrency}: {len(errors)} errors, e.g. {errors[0]}")
     return latencies
@@ -304,6 +315,9 @@ def run(db_url: str, label: str, upstream_delay_ms: int) -> None:
             "apikey": gateway["apikey"],
             "direct+session": upstream_request(sim, logged_in=True),
             "token": gateway["token"],
+            # The same direct call once more: how far apart two runs of one thing land, i.e.
+            # the resolution of every "+" column at this level.
+            "direct again": direct,
         }
         for name in ("floor", "direct+session"):
             uvloop.run(measure(*targets[name], 8, WARMUP, Path(tmp)))
@@ -338,7 +352,9 @@ def run(db_url: str, label: str, upstream_delay_ms: int) -> None:
                 for name, (u, h) in targets.items():
                     pid = next(pid for base, pid in srv.pids.items() if u.startswith(base + "/"))
                     before = cpu_seconds(pid)
-                    res[name] += uvloop.run(measure(u, h, conc, total // ROUNDS, Path(tmp)))
+                    res[name] += uvloop.run(
+                        measure(u, h, conc, total // ROUNDS, Path(tmp), upstream_delay_ms / 1000)
+                    )
                     cpu[name] += cpu_seconds(pid) - before
             p = {name: (pct(v, 50), pct(v, 99)) for name, v in res.items()}
 
@@ -354,6 +370,7 @@ def run(db_url: str, label: str, upstream_delay_ms: int) -> None:
             )
             per_request = {n: round(1e6 * cpu[n] / len(res[n])) for n in targets}
             print(f"{'':>10} | CPU per request of the answering process (µs): {per_request}")
+            print(f"{'':>10} | noise: direct again {added('direct again', 'direct')}")
 
 
 def main() -> None:
