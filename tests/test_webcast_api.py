@@ -10,15 +10,17 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from fastapi import FastAPI
 from sqlalchemy import select, update
 from TikTokLive.proto import ProtoMessageFetchResult, WebcastChatMessage, WebcastPushFrame
 from websockets.sync.client import connect as ws_connect
 
-from livegate.api.auth import STATUS_TTL
+from livegate.api.auth import REFRESH_AFTER, STATUS_TTL
 from livegate.apikeys import find_api_key, revoke_api_key
 from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import AuditEvent, Grant
+from livegate.secrets import digest
 from tests.oauth_helpers import register, revoke, tokens_for
 from tests.servers import ServerThread, wait_for
 from tests.webcast_helpers import (
@@ -313,6 +315,34 @@ def test_revocation_stops_the_token_here_at_once_and_elsewhere_within_the_status
     assert_error(fetch(second), 401, "invalid_token")
     # The bound is STATUS_TTL; the deadline above only keeps a stuck test from hanging.
     assert time.monotonic() - started < STATUS_TTL + 5
+
+
+def test_an_aging_status_is_re_read_in_the_background(
+    gateway: ServerThread, second: ServerThread, sim: ServerThread, database: Database
+) -> None:
+    u = new_user(gateway.url, sim.url, database, uname("bg"))
+    room_id = new_room(sim.url, uname("bgs"))
+    app = second.server.config.app
+    assert isinstance(app, FastAPI)
+    auth = app.state.webcast_api.auth
+    d = digest(u.access_token)
+
+    def fetch() -> httpx.Response:
+        return httpx.get(
+            f"{second.url}/webcast/fetch",
+            params={"room_id": room_id},
+            headers=bearer(u.access_token),
+        )
+
+    assert fetch().status_code == 200
+    entry = auth._tokens[d]
+    wait_for(lambda: time.monotonic() - entry.checked_at > REFRESH_AFTER, timeout=5)
+    # Revoked through the other gateway: this one's change generation does not move.
+    assert revoke(gateway.url, u.app, u.refresh_token, "refresh_token").status_code == 200
+    # Answered from the status read under STATUS_TTL ago; this call starts the re-read.
+    fetch()
+    wait_for(lambda: d not in auth._tokens, timeout=STATUS_TTL + 5)
+    assert_error(fetch(), 401, "invalid_token")
 
 
 def test_a_warm_token_stops_when_it_expires(
