@@ -53,7 +53,8 @@ from TikTokLive.proto import (
 from TikTokLiveProto.v3.webcast.im import ControlAction
 
 from livegate.simulator.state import Account, SimState
-from livegate.tiktok.wire import LENGTH_DELIMITED, encode_varint
+from livegate.tiktok.webcast import FETCH_MESSAGES_FIELD
+from livegate.tiktok.wire import encode_bytes_field
 
 WS_PATH = "/webcast/im/ws_proxy/ws_reuse_supplement/"
 LIVE, ENDED = 2, 4
@@ -306,13 +307,10 @@ def _result(
     )
 
 
-_MESSAGES_KEY = bytes([1 << 3 | LENGTH_DELIMITED])  # ProtoMessageFetchResult.messages
-
-
 def _result_bytes(room: Room, frames: list[bytes], *, seq: int, **kwargs: Any) -> bytes:
     """`bytes(_result(room, messages, ...))` for messages already encoded: field 1 first, as
     the proto encoder writes it, then the other fields."""
-    head = b"".join(_MESSAGES_KEY + encode_varint(len(f)) + f for f in frames)
+    head = b"".join(encode_bytes_field(FETCH_MESSAGES_FIELD, f) for f in frames)
     return head + bytes(_result(room, [], seq=seq, **kwargs))
 
 

@@ -84,6 +84,9 @@ def length_delimited(field: Field, number: int) -> bool:
     return field.number == number and field.wire_type == LENGTH_DELIMITED
 
 
-def encode_string_field(number: int, value: str) -> bytes:
-    data = value.encode("utf-8")
+def encode_bytes_field(number: int, data: bytes) -> bytes:
     return encode_varint(number << 3 | LENGTH_DELIMITED) + encode_varint(len(data)) + data
+
+
+def encode_string_field(number: int, value: str) -> bytes:
+    return encode_bytes_field(number, value.encode("utf-8"))
