@@ -12,8 +12,9 @@ mapped here, including those raised while a body is read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
@@ -64,6 +65,18 @@ def _aiohttp_cause(exc: BaseException) -> BaseException | None:
     return None
 
 
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """aiohttp failures raised inside, bare or wrapped by the adapter, leave as httpx's types."""
+    try:
+        yield
+    except Exception as exc:
+        cause = _aiohttp_cause(exc)
+        if cause is None:
+            raise
+        raise as_httpx_error(cause) from cause
+
+
 @dataclass(frozen=True)
 class BufferedResponse:
     """A whole upstream answer: status, headers (case-insensitive), decoded body."""
@@ -89,14 +102,9 @@ class _MappedStream(httpx.AsyncByteStream):
         self._inner = inner
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
+        with _httpx_errors():
             async for chunk in self._inner:
                 yield chunk
-        except Exception as exc:
-            cause = _aiohttp_cause(exc)
-            if cause is None:
-                raise
-            raise as_httpx_error(cause) from cause
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -130,13 +138,8 @@ class UpstreamTransport(AiohttpTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
+        with _httpx_errors():
             response = await super().handle_async_request(request)
-        except Exception as exc:
-            cause = _aiohttp_cause(exc)
-            if cause is None:
-                raise
-            raise as_httpx_error(cause) from cause
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _MappedStream(response.stream)
         return response
@@ -152,7 +155,7 @@ class UpstreamTransport(AiohttpTransport):
         """One request sent and its whole answer read, straight through the aiohttp session."""
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
-        try:
+        with _httpx_errors():
             async with self.client.request(
                 method,
                 # As built: signatures (X-Bogus, X-Gnarly) cover the exact query bytes.
@@ -163,11 +166,6 @@ class UpstreamTransport(AiohttpTransport):
                 timeout=aiohttp.ClientTimeout(sock_connect=timeout.connect, sock_read=timeout.read),
             ) as answer:
                 body = await answer.read()  # decoded (gzip, deflate) by aiohttp
-        except Exception as exc:
-            cause = _aiohttp_cause(exc)
-            if cause is None:
-                raise
-            raise as_httpx_error(cause) from cause
         return BufferedResponse(answer.status, answer.headers, body, answer.charset)
 
 
