@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,8 +34,8 @@ RANKINGS = "webcast:rankings"
 CHAT = "webcast:chat"
 
 
-def _api(request: Request) -> WebcastApi:
-    api: WebcastApi = request.app.state.webcast_api
+def _api(conn: HTTPConnection) -> WebcastApi:
+    api: WebcastApi = conn.app.state.webcast_api
     return api
 
 
@@ -221,8 +221,7 @@ async def rate_limits(request: Request) -> Response:
 
 
 async def ws_proxy(ws: WebSocket) -> None:
-    api: WebcastApi = ws.app.state.webcast_api
-    await api.websocket(ws, ws.path_params["ticket"])
+    await _api(ws).websocket(ws, ws.path_params["ticket"])
 
 
 ROUTES = [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,7 +26,7 @@ from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import TikTokAccount
 from livegate.oauth.service import OAuthService
-from livegate.tiktok.cookies import IDENTITY_COOKIE_NAMES, cookie_header
+from livegate.tiktok.cookies import IDENTITY_COOKIE_NAMES, cookie_header, plain_cookie_value
 from livegate.tiktok.errors import (
     SessionExpired,
     UpstreamError,
@@ -38,8 +37,6 @@ from livegate.tiktok.webcast import LiveState, WebcastClient
 
 log = logging.getLogger(__name__)
 
-# RFC 6265 cookie-octets: what a sessionid or idc can hold without changing the Cookie header.
-_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
 DEADLINE = 3.9  # every call answers or fails within 4 s
 PROTOBUF = "application/x-protobuf"
 # Cookies a fetch result may hand to the client (X-Set-TT-Cookie) when the user's session
@@ -154,7 +151,7 @@ class WebcastApi:
                     "Send either an access token or a session_id, not both: with a token "
                     "livegate signs with the user's stored session."
                 )
-            if not _COOKIE_VALUE.fullmatch(session_id + (tt_target_idc or "")):
+            if not all(plain_cookie_value(v) for v in (session_id, tt_target_idc) if v):
                 raise bad_request("session_id and tt_target_idc must be plain cookie values.")
             jar = {**(jar or {}), "sessionid": session_id}
             if tt_target_idc:

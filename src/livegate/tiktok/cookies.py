@@ -107,6 +107,13 @@ def session_expired(jar: Mapping[str, str], now: datetime | None = None) -> bool
 
 _BAD_NAME = re.compile(r"[=;, \t\r\n]")
 _BAD_VALUE = re.compile(r"[;\r\n]")
+# RFC 6265 cookie-octets: no whitespace, quote, comma, semicolon or backslash.
+_COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
+
+
+def plain_cookie_value(value: str) -> bool:
+    """Whether `value` is a non-empty RFC 6265 cookie value, sendable as is in any Cookie header."""
+    return _COOKIE_OCTETS.fullmatch(value) is not None
 
 
 def cookie_header(jar: Mapping[str, str]) -> str:
