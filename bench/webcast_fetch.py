@@ -205,7 +205,6 @@ async def measure(
     headers: dict[str, str],
     concurrency: int,
     total: int,
-    data_dir: Path,
     stagger: float = 0.0,
 ) -> list[float]:
     """`total` GETs of `url` from `concurrency` workers; latency of each in ms.
@@ -307,7 +306,7 @@ def run(db_url: str, label: str, upstream_delay_ms: int) -> None:
             ),
         }
         for url, headers in gateway.values():
-            uvloop.run(measure(url, headers, 8, WARMUP, Path(tmp)))
+            uvloop.run(measure(url, headers, 8, WARMUP))
         direct = upstream_request(sim, logged_in=False)
         targets = {
             "direct": direct,
@@ -320,7 +319,7 @@ def run(db_url: str, label: str, upstream_delay_ms: int) -> None:
             "direct again": direct,
         }
         for name in ("floor", "direct+session"):
-            uvloop.run(measure(*targets[name], 8, WARMUP, Path(tmp)))
+            uvloop.run(measure(*targets[name], 8, WARMUP))
         if upstream_delay_ms:
             # TikTok answers from across the internet: every im/fetch, direct or through a hop,
             # waits this long at the simulator (asyncio sleep, no CPU).
@@ -353,7 +352,7 @@ def run(db_url: str, label: str, upstream_delay_ms: int) -> None:
                     pid = next(pid for base, pid in srv.pids.items() if u.startswith(base + "/"))
                     before = cpu_seconds(pid)
                     res[name] += uvloop.run(
-                        measure(u, h, conc, total // ROUNDS, Path(tmp), upstream_delay_ms / 1000)
+                        measure(u, h, conc, total // ROUNDS, upstream_delay_ms / 1000)
                     )
                     cpu[name] += cpu_seconds(pid) - before
             p = {name: (pct(v, 50), pct(v, 99)) for name, v in res.items()}
