@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from livegate.api import routes as api_routes
 from livegate.config import Settings
 from livegate.dashboard import routes as dashboard_routes
 from livegate.db.engine import Database
+from livegate.heap import freeze_startup_objects
 from livegate.housekeeping import purge_loop
 from livegate.login import routes as login_routes
 from livegate.login.service import LoginService
@@ -43,8 +43,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gc.collect()
-        gc.freeze()
+        freeze_startup_objects()
         async with anyio.create_task_group() as tg:
             if settings.purge_interval > 0:
                 tg.start_soon(purge_loop, settings, database)

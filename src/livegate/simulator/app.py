@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from livegate.heap import freeze_startup_objects
 from livegate.simulator import control, passport, webcast
 from livegate.simulator.faults import FaultMiddleware
 from livegate.simulator.state import SimState
@@ -11,12 +15,23 @@ from livegate.simulator.state import SimState
 
 def create_simulator_app(state: SimState | None = None) -> FastAPI:
     state = state or SimState()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        freeze_startup_objects()
+        yield
+
     app = FastAPI(
-        title="livegate TikTok simulator", docs_url=None, redoc_url=None, openapi_url=None
+        title="livegate TikTok simulator",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
     )
     app.state.sim = state
+    # Webcast first: routes match in order, and im/fetch is what load hits.
+    app.include_router(webcast.router(state))
     app.include_router(control.router(state))
     app.include_router(passport.router(state))
-    app.include_router(webcast.router(state))
     app.add_middleware(FaultMiddleware, state=state)
     return app

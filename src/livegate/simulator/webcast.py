@@ -140,7 +140,7 @@ class Room:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class WsTicket:
     """What a fetch handed out: its `wrss` opens the WebSocket for that room."""
 
