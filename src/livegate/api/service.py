@@ -2,7 +2,8 @@
 
 `WebcastApi.run` is the one pipeline every route goes through: caller authentication and
 scope check, the rate limit of the route's category, the handler under an overall deadline,
-upstream failures mapped to our answers (reference §4), and one `webcast.call` audit record.
+upstream failures mapped to our answers (reference §4), and the call counted for the
+`webcast.call` audit (recorder.py).
 """
 
 from __future__ import annotations

@@ -68,6 +68,11 @@ def _classify(kind: str, detail: dict[str, object]) -> list[str]:
     return []
 
 
+def _count(detail: dict[str, object]) -> int:
+    count = detail.get("count", 1)
+    return count if isinstance(count, int) and count > 0 else 1
+
+
 KINDS = (
     "authorization.started",
     "authorization.completed",
@@ -104,11 +109,13 @@ def compute(db: Session, client_pk: int, window: str, now: dt.datetime | None = 
         if not keys:
             continue
         index = min(n - 1, max(0, int((at - first) / step)))
+        # The webcast API writes its calls counted per batch (api/recorder.py).
+        calls = _count(detail) if kind == "webcast.call" else 1
         for key in keys:
-            totals[key] += 1
-            buckets[index].counts[key] += 1
+            totals[key] += calls
+            buckets[index].counts[key] += calls
         if kind == "webcast.call":
-            routes[(str(detail.get("route", "?")), str(detail.get("status", "?")))] += 1
+            routes[(str(detail.get("route", "?")), str(detail.get("status", "?")))] += calls
     active = db.scalar(
         select(func.count(Grant.id)).where(
             Grant.client_pk == client_pk, Grant.status == "active", Grant.expires_at > now
