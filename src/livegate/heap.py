@@ -10,8 +10,8 @@ def freeze_startup_objects() -> None:
 
     What exists by then (modules, routes, models, templates) lives as long as the process.
     Left to the collector, every full collection walks all of it again: under the webcast
-    benchmark's load, at 64 concurrent fetches, those collections paused the simulator for
-    up to 110 ms and the gateway for up to 100 ms. Frozen, they walk only what came later.
+    benchmark's load (64 concurrent fetches), one such collection paused the simulator for
+    111 ms over 204k objects; frozen, its full collections under the same load took 17 ms.
     """
     gc.collect()
     gc.freeze()

@@ -3,8 +3,8 @@
 A call adds one to the count of its (client, grant, account, route, status); a background task
 writes the counts every `interval` seconds (and on shutdown) with one multi-row INSERT: one row
 per distinct key, its detail `{route, status, count}`, its time that of the batch's first call.
-Under load that is a handful of rows a second instead of one per call: a row per call cost the
-gateway's single core more than the call itself at 640 fetches a second on PostgreSQL. The
+Under load that is a handful of rows a second instead of one per call (640 rows a second
+at 640 fetches a second, the gateway's only per-call database work on the warm path). The
 dashboard's usage page reads these rows (`kind = "webcast.call"`, a row without `count` is one
 call). A batch the database refuses is kept and written with the next one.
 """
