@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from websockets.sync.client import connect as ws_connect
 
 from livegate.api.auth import REFRESH_AFTER, STATUS_TTL
 from livegate.api.recorder import CallRecorder
+from livegate.api.routes import WebcastEdge
 from livegate.apikeys import find_api_key, revoke_api_key
 from livegate.config import Settings
 from livegate.db.engine import Database
@@ -121,6 +123,43 @@ def test_unknown_token_is_401_invalid_token(gw: httpx.Client, token: str) -> Non
 def test_unknown_api_key_is_401(gw: httpx.Client) -> None:
     r = gw.get("/webcast/rate_limits", headers={"X-Api-Key": "lg_ak_nope"})
     assert_error(r, 401, "invalid_api_key")
+
+
+def test_what_no_route_takes_answers_in_the_webcast_shape(
+    gw: httpx.Client, user: User, room: tuple[str, str]
+) -> None:
+    """/webcast/* runs ahead of FastAPI: its own edge answers unknown paths and methods."""
+    assert_error(gw.get("/webcast/nope"), 404)
+    r = gw.delete("/webcast/fetch", headers=bearer(user.access_token))
+    assert_error(r, 405)
+    assert "GET" in r.headers["allow"]
+    fetched = gw.get(
+        "/webcast/fetch", params={"room_id": room[0]}, headers=bearer(user.access_token)
+    )
+    assert fetched.status_code == 200
+    for r in (fetched, gw.get("/webcast/nope")):
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+
+
+def test_the_webcast_edge_answers_an_escaped_failure_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("secret detail")
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=WebcastEdge(broken))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            return await client.get("/webcast/anything")
+
+    r = asyncio.run(call())
+    body = assert_error(r, 500)
+    assert "secret detail" not in r.text and "Traceback" not in r.text
+    assert body["message"] == "internal error"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "RuntimeError" in caplog.text
 
 
 ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [

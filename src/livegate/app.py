@@ -27,7 +27,7 @@ from livegate.oauth.service import OAuthService
 from livegate.tiktok.http import make_http_client
 from livegate.tiktok.passport import PassportClient
 from livegate.vault import Vault
-from livegate.web import STATIC_DIR, SecurityHeaders
+from livegate.web import STATIC_DIR, Gateway, SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         await app.state.webcast_api.aclose()
         await http.aclose()
 
-    app = FastAPI(
+    app = Gateway(
         title="livegate",
         version="0.1.0",
         lifespan=lifespan,

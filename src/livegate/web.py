@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +30,18 @@ _SECURITY_HEADERS = [
 ]
 
 
+def with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A response's raw header pairs plus each security header it does not set itself.
+
+    Raw pairs, not MutableHeaders.setdefault: this runs on every response, the webcast
+    fetch path included, and that was 5% of its CPU.
+    """
+    raw = list(headers)
+    present = {name.lower() for name, _ in raw}
+    raw += [pair for pair in _SECURITY_HEADERS if pair[0] not in present]
+    return raw
+
+
 class SecurityHeaders:
     """Every response: no framing, no sniffing, no referrer; HTML gets a strict CSP."""
 
@@ -41,34 +55,38 @@ class SecurityHeaders:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # Raw header pairs, not MutableHeaders.setdefault: this runs on every
-                # response, the webcast fetch path included, and that was 5% of its CPU.
-                raw = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in raw}
-                raw += [pair for pair in _SECURITY_HEADERS if pair[0] not in present]
-                message["headers"] = raw
+                message["headers"] = with_security_headers(message.get("headers", ()))
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
 
 
-class PrefixMount:
-    """Requests under `prefix` go straight to `target`, ahead of the wrapped app's routing.
+class Gateway(FastAPI):
+    """FastAPI, plus apps that answer a whole path prefix ahead of every FastAPI layer.
 
-    Unlike `app.mount`, this sits in the middleware stack, so the target skips the outer
-    app's router and exception handlers; the middleware added after it still wraps both.
+    A prefix app gets the request before FastAPI's error, telemetry and body-limit
+    middleware, the middleware added with `add_middleware`, its exception handlers and its
+    router: it must answer every failure and set its own security headers. `/webcast/` is
+    one (api/routes.py); it runs on every LIVE poll, where those layers did nothing but
+    cost time.
     """
 
-    def __init__(self, app: ASGIApp, prefix: str, target: ASGIApp) -> None:
-        self.app = app
-        self.prefix = prefix
-        self.target = target
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._first: list[tuple[str, ASGIApp]] = []
+
+    def serve_first(self, prefix: str, app: ASGIApp) -> None:
+        self._first.append((prefix, app))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and scope["path"].startswith(self.prefix):
-            await self.target(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        if scope["type"] in ("http", "websocket"):
+            path = scope["path"]
+            for prefix, app in self._first:
+                if path.startswith(prefix):
+                    scope["app"] = self  # request.app, as FastAPI would set it
+                    await app(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
 
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

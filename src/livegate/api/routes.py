@@ -1,22 +1,24 @@
 """`/webcast/*`: HTTP only. Each route names its scope and rate-limit category and hands the
 rest to `WebcastApi.run` (service.py).
 
-The resource server is a plain Starlette router, dispatched by path before FastAPI's routing
-(`web.PrefixMount`). Every route reads its own input and `run` answers every failure, so
-FastAPI's per-route machinery (dependency solving, request-model validation, exception
-handlers) would do nothing here but cost time on the hottest path: the fetch that starts
-each LIVE connection.
+The resource server is a plain Starlette router behind one thin edge (`WebcastEdge`: security
+headers, `{code, message}` for whatever escapes a route), served ahead of all of FastAPI
+(`web.Gateway.serve_first`). Every route reads its own input and `run` answers every failure,
+so FastAPI's layers (error, telemetry and body-limit middleware, dependency solving, request
+models, exception handlers, its router) would do nothing here but cost time on the hottest
+path: the fetch that starts each LIVE connection.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+from collections.abc import Awaitable, Callable
+
 from starlette.exceptions import HTTPException
-from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from livegate.api.auth import Principal
@@ -26,7 +28,9 @@ from livegate.api.schemas import BulkLiveCheckBody, ChatBody, FetchBody, Ranking
 from livegate.api.service import WebcastApi
 from livegate.tiktok.signer import make_signer
 from livegate.tiktok.webcast import WebcastClient
-from livegate.web import PrefixMount
+from livegate.web import Gateway, with_security_headers
+
+log = logging.getLogger(__name__)
 
 FETCH = "webcast:fetch"
 BULK = "webcast:bulk_live_check"
@@ -220,23 +224,38 @@ async def rate_limits(request: Request) -> Response:
     )
 
 
+class Endpoint:
+    """A route function as a bare ASGI app.
+
+    Starlette's own wrapper (`request_response`) would look up exception handlers and wrap
+    `send` once more for every call; `WebcastEdge` already answers what escapes a route.
+    """
+
+    def __init__(self, func: Callable[[Request], Awaitable[Response]]) -> None:
+        self.func = func
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.func(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
 async def ws_proxy(ws: WebSocket) -> None:
     await _api(ws).websocket(ws, ws.path_params["ticket"])
 
 
 ROUTES = [
-    Route("/webcast/fetch", fetch, methods=["GET"]),
-    Route("/webcast/fetch", fetch_post, methods=["POST"]),
-    Route("/webcast/rooms/{room_id}/connect", connect, methods=["GET"]),
-    Route("/webcast/room_id", room_id, methods=["GET"]),
-    Route("/webcast/room_info", room_info, methods=["GET"]),
-    Route("/webcast/rooms/{room_id}/room_info", room_info_path, methods=["GET"]),
-    Route("/webcast/bulk_live_check", bulk_live_check, methods=["POST"]),
-    Route("/webcast/rankings", rankings, methods=["GET"]),
-    Route("/webcast/rankings", rankings_post, methods=["POST"]),
-    Route("/webcast/chat", chat, methods=["POST"]),
-    Route("/webcast/rooms/{room_id}/chat", chat_path, methods=["POST"]),
-    Route("/webcast/rate_limits", rate_limits, methods=["GET"]),
+    Route("/webcast/fetch", Endpoint(fetch), methods=["GET"]),
+    Route("/webcast/fetch", Endpoint(fetch_post), methods=["POST"]),
+    Route("/webcast/rooms/{room_id}/connect", Endpoint(connect), methods=["GET"]),
+    Route("/webcast/room_id", Endpoint(room_id), methods=["GET"]),
+    Route("/webcast/room_info", Endpoint(room_info), methods=["GET"]),
+    Route("/webcast/rooms/{room_id}/room_info", Endpoint(room_info_path), methods=["GET"]),
+    Route("/webcast/bulk_live_check", Endpoint(bulk_live_check), methods=["POST"]),
+    Route("/webcast/rankings", Endpoint(rankings), methods=["GET"]),
+    Route("/webcast/rankings", Endpoint(rankings_post), methods=["POST"]),
+    Route("/webcast/chat", Endpoint(chat), methods=["POST"]),
+    Route("/webcast/rooms/{room_id}/chat", Endpoint(chat_path), methods=["POST"]),
+    Route("/webcast/rate_limits", Endpoint(rate_limits), methods=["GET"]),
     WebSocketRoute("/webcast/ws/{ticket}/", ws_proxy),
 ]
 
@@ -249,23 +268,53 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return JSONResponse(
-        {"code": exc.status_code, "message": str(exc.detail)},
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )
+def _error(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):  # the router's own: 405 with Allow
+        return JSONResponse(
+            {"code": exc.status_code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+    # Never a traceback to the caller; the log has it, redacted by the formatter.
+    log.exception("unhandled %s on a webcast route", type(exc).__name__)
+    return JSONResponse({"code": 500, "message": "internal error"}, status_code=500)
+
+
+class WebcastEdge:
+    """The resource server's only layer around its router: security headers on every
+    answer, and `{code, message}` for anything a route lets escape (the router's 405)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_secured(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = with_security_headers(message.get("headers", ()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_secured)
+        except Exception as exc:
+            if started:
+                raise
+            await _error(exc)(scope, receive, send_secured)
 
 
 def webcast_app() -> ASGIApp:
-    """The `/webcast/*` router; errors it raises itself (405) answer as `{code, message}`."""
-    router = Router(routes=ROUTES, default=_not_found)
-    return ExceptionMiddleware(router, handlers={HTTPException: _http_error})
+    """The `/webcast/*` router behind its edge."""
+    return WebcastEdge(Router(routes=ROUTES, default=_not_found))
 
 
-def install(app: FastAPI) -> WebcastApi:
-    """Build the webcast API on `app.state` (settings, db, oauth, http) and mount the routes."""
+def install(app: Gateway) -> WebcastApi:
+    """Build the webcast API on `app.state` (settings, db, oauth, http); serve `/webcast/`."""
     cache_missing_sniffio()
     state = app.state
     webcast = getattr(state, "webcast", None)
@@ -274,5 +323,5 @@ def install(app: FastAPI) -> WebcastApi:
         state.webcast = webcast
     api = WebcastApi(state.settings, state.db, state.oauth, webcast)
     state.webcast_api = api
-    app.add_middleware(PrefixMount, prefix="/webcast/", target=webcast_app())
+    app.serve_first("/webcast/", webcast_app())
     return api
