@@ -530,6 +530,9 @@ def test_jar_helpers() -> None:
     assert cookie_header({"a": "1", "b": "x y", "bad;name": "v", "c": "", "d": "e;f"}) == (
         "a=1; b=x y"
     )
+    assert cookie_header({"a": "1", "b": "x y"}) == "a=1; b=x y"
+    assert cookie_header({"a": "1", "b": "x\r\ny"}) == "a=1"
+    assert cookie_header({"a=": "1", "b": "2"}) == "b=2"
     assert keep_session_cookies(jar) == {
         "sessionid": "s1",
         "tt-target-idc": "useast1a",

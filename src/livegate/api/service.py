@@ -170,7 +170,7 @@ class WebcastApi:
                 ticket = self.tickets.issue(upstream, grant_id, token_digest, session_jar)
                 return f"{self.ws_base}/webcast/ws/{ticket}/"
 
-            body = rewrite_push_server(body, proxied)
+            body = rewrite_push_server(body, proxied, result.top)
             cookies = {k: v for k, v in result.set_cookies.items() if k in VISITOR_COOKIES}
         else:
             cookies = {

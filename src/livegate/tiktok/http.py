@@ -17,7 +17,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import httpx
@@ -65,16 +65,21 @@ def _aiohttp_cause(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _raise_as_httpx(exc: Exception) -> NoReturn:
+    """Raise `exc`, or the httpx error for the aiohttp failure behind it."""
+    cause = _aiohttp_cause(exc)
+    if cause is None:
+        raise exc
+    raise as_httpx_error(cause) from cause
+
+
 @contextlib.contextmanager
 def _httpx_errors() -> Iterator[None]:
     """aiohttp failures raised inside, bare or wrapped by the adapter, leave as httpx's types."""
     try:
         yield
     except Exception as exc:
-        cause = _aiohttp_cause(exc)
-        if cause is None:
-            raise
-        raise as_httpx_error(cause) from cause
+        _raise_as_httpx(exc)
 
 
 @dataclass(frozen=True)
@@ -150,12 +155,12 @@ class UpstreamTransport(AiohttpTransport):
         url: str,
         headers: dict[str, str],
         content: bytes | None,
-        timeout: httpx.Timeout,
+        timeout: aiohttp.ClientTimeout,
     ) -> BufferedResponse:
         """One request sent and its whole answer read, straight through the aiohttp session."""
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
-        with _httpx_errors():
+        try:  # not _httpx_errors(): this runs on every LIVE poll
             async with self.client.request(
                 method,
                 # As built: signatures (X-Bogus, X-Gnarly) cover the exact query bytes.
@@ -163,9 +168,11 @@ class UpstreamTransport(AiohttpTransport):
                 headers=headers,
                 data=content,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(sock_connect=timeout.connect, sock_read=timeout.read),
+                timeout=timeout,
             ) as answer:
                 body = await answer.read()  # decoded (gzip, deflate) by aiohttp
+        except Exception as exc:
+            _raise_as_httpx(exc)
         return BufferedResponse(answer.status, answer.headers, body, answer.charset)
 
 
@@ -181,11 +188,15 @@ class UpstreamClient(httpx.AsyncClient):
 
     def __init__(self, settings: Settings) -> None:
         self.upstream = UpstreamTransport()
+        timeout = httpx.Timeout(
+            settings.upstream_timeout, connect=min(2.0, settings.upstream_timeout)
+        )
+        self.buffered_timeout = aiohttp.ClientTimeout(
+            sock_connect=timeout.connect, sock_read=timeout.read
+        )
         super().__init__(
             transport=self.upstream,
-            timeout=httpx.Timeout(
-                settings.upstream_timeout, connect=min(2.0, settings.upstream_timeout)
-            ),
+            timeout=timeout,
             headers={"User-Agent": DEFAULT_USER_AGENT},
             # httpx's own jar must keep nothing either, for the same reason as the session's.
             cookies=_KeepNothing(),
@@ -196,7 +207,9 @@ class UpstreamClient(httpx.AsyncClient):
         self, method: str, url: str, headers: dict[str, str], content: bytes | None = None
     ) -> BufferedResponse:
         """`method url` with exactly `headers` (none of the client's), answer read whole."""
-        return await self.upstream.send_buffered(method, url, headers, content, self.timeout)
+        return await self.upstream.send_buffered(
+            method, url, headers, content, self.buffered_timeout
+        )
 
 
 def make_http_client(settings: Settings) -> UpstreamClient:

@@ -85,6 +85,7 @@ class FetchResult:
     body: bytes  # the raw ProtoMessageFetchResult, exactly as TikTok sent it
     set_cookies: dict[str, str]  # what TikTok set (ttwid, msToken...), for X-Set-TT-Cookie
     room_id: str
+    top: list[wire.Field]  # body's top-level fields, walked once here for every later use
 
     def x_set_tt_cookie(self) -> str:
         """`set_cookies` as the `X-Set-TT-Cookie` value TikTokLive parses with SimpleCookie."""
@@ -331,7 +332,7 @@ class WebcastClient:
                 raise UpstreamError("im/fetch: undecodable protobuf")
             if not any(f.number == FETCH_CURSOR_FIELD and f.end > f.value_start for f in top):
                 raise UpstreamError("im/fetch: result has no cursor")
-            return FetchResult(body=body, set_cookies=parse_set_cookies(response), room_id=room_id)
+            return FetchResult(body, parse_set_cookies(response), room_id, top)
 
         return await self._run("im/fetch", call)
 
