@@ -721,7 +721,7 @@ def test_calls_are_recorded_for_the_usage_page(
         got = rows()
         return got if sum(d["count"] for d in got) >= 5 else None
 
-    got = wait_for(all_five, timeout=10)
+    got = wait_for(all_five, timeout=20)  # the recorder writes every 5 s
     totals: dict[tuple[str, int], int] = {}
     for d in got:
         totals[(d["route"], d["status"])] = totals.get((d["route"], d["status"]), 0) + d["count"]
