@@ -155,7 +155,7 @@ def test_the_webcast_edge_answers_an_escaped_failure_without_a_traceback(
             return await client.get("/webcast/anything")
 
     r = asyncio.run(call())
-    body = assert_error(r, 500)
+    body = assert_error(r, 500, "server_error")
     assert "secret detail" not in r.text and "Traceback" not in r.text
     assert body["message"] == "internal error"
     assert r.headers["x-frame-options"] == "DENY"

@@ -16,12 +16,13 @@ from collections.abc import Awaitable, Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, Router, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from livegate.api.auth import Principal
+from livegate.api.errors import ApiError
 from livegate.api.perf import cache_missing_sniffio
 from livegate.api.ratelimit import CALLS, CONNECT
 from livegate.api.schemas import BulkLiveCheckBody, ChatBody, FetchBody, RankingsBody, json_body
@@ -264,20 +265,16 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "websocket":
         await WebSocket(scope, receive, send).close()
         return
-    response = JSONResponse({"code": 404, "message": "Not Found"}, status_code=404)
-    await response(scope, receive, send)
+    await ApiError(404, "Not Found").response()(scope, receive, send)
 
 
-def _error(exc: Exception) -> Response:
+def _error(exc: Exception) -> ApiError:
     if isinstance(exc, HTTPException):  # the router's own: 405 with Allow
-        return JSONResponse(
-            {"code": exc.status_code, "message": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
-    # Never a traceback to the caller; the log has it, redacted by the formatter.
+        return ApiError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    # Never a traceback to the caller; the log has it, redacted by the formatter. The same
+    # answer as WebcastApi.run gives for a failure inside a route.
     log.exception("unhandled %s on a webcast route", type(exc).__name__)
-    return JSONResponse({"code": 500, "message": "internal error"}, status_code=500)
+    return ApiError(500, "internal error", error="server_error")
 
 
 class WebcastEdge:
@@ -305,7 +302,7 @@ class WebcastEdge:
         except Exception as exc:
             if started:
                 raise
-            await _error(exc)(scope, receive, send_secured)
+            await _error(exc).response()(scope, receive, send_secured)
 
 
 def webcast_app() -> ASGIApp:
