@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import event, func, select, text, update
 from TikTokLive.proto import ProtoMessageFetchResult, WebcastChatMessage, WebcastPushFrame
 from websockets.sync.client import connect as ws_connect
 
@@ -438,6 +438,39 @@ def test_a_write_to_the_credential_tables_moves_the_change_generation(
         conn.execute(update(Grant).where(Grant.id == -1).values(status="revoked"))
     # once when the statement ran, once when the connection went back to the pool
     assert database.changes.generation >= before + 2
+
+
+def test_a_status_read_outlives_a_connection_the_database_dropped(
+    gateway_settings: Settings, user: User
+) -> None:
+    """Status reads skip the pool's pre-ping (one round trip, not three): a pooled connection
+    the database dropped (a restart, an idle timeout) is replaced and the read tried again."""
+    db = Database(gateway_settings.db_url)
+    invalidated: list[object] = []
+    event.listen(db.reads, "invalidate", lambda *args: invalidated.append(args))
+    count = select(func.count()).select_from(Grant)
+    try:
+        row = db.read_first(count, {})
+        assert row is not None and row[0] >= 1
+        with db.reads.connect() as conn:  # the one pooled connection, as the next read gets it
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            pid = (
+                conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+                if db.reads.dialect.name == "postgresql"
+                else None
+            )
+        if pid is not None:
+            with db.engine.begin() as other:
+                other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        else:
+            raw.close()
+        assert invalidated == []
+        again = db.read_first(count, {})
+        assert again is not None and again[0] == row[0]
+        assert len(invalidated) == 1
+    finally:
+        db.dispose()
 
 
 def test_fetch_by_unique_id_get_post_and_connect(

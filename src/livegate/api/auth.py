@@ -173,8 +173,7 @@ class Authenticator:
 
     def _check_token(self, token: str, d: str) -> _TokenEntry:
         generation = self.db.changes.generation  # read before the database, never after
-        with self.db.engine.connect() as conn:
-            row = conn.execute(_TOKEN_STATUS, {"d": d}).first()
+        row = self.db.read_first(_TOKEN_STATUS, {"d": d})
         if row is None:
             self._tokens.pop(d, None)
             raise invalid_token("The access token is unknown.")
@@ -203,8 +202,7 @@ class Authenticator:
 
     def _check_key(self, d: str) -> KeyInfo:
         generation = self.db.changes.generation
-        with self.db.engine.connect() as conn:
-            row = conn.execute(_API_KEY, {"d": d}).first()
+        row = self.db.read_first(_API_KEY, {"d": d})
         if row is None or row.revoked_at is not None:
             self._keys.pop(d, None)
             raise _bad_key()
@@ -269,8 +267,7 @@ class Authenticator:
 
     def token_usable(self, token_digest: str, grant_id: int) -> bool:
         """Whether the token (by its digest) is still valid and its grant still active."""
-        with self.db.engine.connect() as conn:
-            row = conn.execute(_TOKEN_STATUS, {"d": token_digest}).first()
+        row = self.db.read_first(_TOKEN_STATUS, {"d": token_digest})
         return (
             row is not None
             and row.grant_id == grant_id

