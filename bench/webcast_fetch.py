@@ -14,7 +14,9 @@ targets interleaved in 20 rounds:
                   any Python proxy hop adds on this machine
   direct again    `direct` once more, last in each round: its "+" is the benchmark's own noise
 
-Each level also prints the CPU time per request of the process that answered each target.
+Each level also prints the CPU time per request of the process that answered each target,
+and a 95% bootstrap interval for every "+p99": a p99 of 500 requests is their 5th slowest, and
+where the interval straddles a target, one run cannot say which side of it the hop is on.
 The baselines are the very requests livegate sends upstream (query read back from the
 simulator's request log), so "+p50/+p99" is what livegate adds, not the simulator's work.
 
@@ -39,6 +41,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -71,6 +74,7 @@ LEVELS = {1: 3000, 16: 4000, 64: 6000}
 # benchmark VM) then lands on every target alike instead of on one target's whole sample.
 ROUNDS = 20
 MIN_DELAYED = 500  # requests per target and level, at least, with an upstream delay
+RESAMPLES = 1000  # bootstrap resamples for the interval of each "+p99"
 WARMUP = 300
 # Both servers under uvicorn without access logs, so the numbers are about the request path.
 SIM_MAIN = """
@@ -367,6 +371,16 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def p99_interval(sample: list[float], base: list[float], rng: random.Random) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of pct(sample, 99) - pct(base, 99): each side is
+    resampled on its own (the two targets' requests are independent of each other)."""
+    diffs = sorted(
+        pct(rng.choices(sample, k=len(sample)), 99) - pct(rng.choices(base, k=len(base)), 99)
+        for _ in range(RESAMPLES)
+    )
+    return pct(diffs, 2.5), pct(diffs, 97.5)
+
+
 def upstream_request(sim: str, logged_in: bool) -> tuple[str, dict[str, str]]:
     """The im/fetch request livegate last sent the simulator (query and header names as sent),
     to call directly as the baseline: the same request, without livegate in between."""
@@ -385,6 +399,15 @@ def upstream_request(sim: str, logged_in: bool) -> tuple[str, dict[str, str]]:
         jar = httpx.post(f"{sim}/_sim/sessions", json={"unique_id": "benchdirect"}).json()
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar["cookies"].items())
     return f"{sim}/webcast/im/fetch/?{query}", headers
+
+
+# Each "+" column: the target and the baseline it is compared with.
+PAIRS = (
+    ("floor", "direct"),
+    ("apikey", "direct"),
+    ("token", "direct+session"),
+    ("direct again", "direct"),
+)
 
 
 def cell(v: tuple[float, float], sign: str = "") -> str:
@@ -478,6 +501,13 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
             per_request = {n: round(1e6 * cpu[n] / len(res[n])) for n in targets}
             print(f"{'':>10} | CPU per request of the answering process (µs): {per_request}")
             print(f"{'':>10} | noise: direct again {added('direct again', 'direct')}")
+            rng = random.Random(conc)  # the same data gives the same intervals
+            intervals = ", ".join(
+                f"{name} [{lo:+.2f}, {hi:+.2f}]"
+                for name, base in PAIRS
+                for lo, hi in [p99_interval(res[name], res[base], rng)]
+            )
+            print(f"{'':>10} | +p99, 95% bootstrap interval: {intervals}", flush=True)
 
 
 def main() -> None:
