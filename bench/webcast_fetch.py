@@ -349,7 +349,11 @@ async def measure(
                 errors.append(f"transport {type(exc).__name__}")
                 if (broken := conns[i].transport) is not None:
                     broken.close()
-                conns[i] = await _connect(target)
+                try:
+                    conns[i] = await _connect(target)
+                except OSError as again:  # the server is gone: this worker stops, counted
+                    errors.append(f"reconnect {type(again).__name__}")
+                    return
                 continue
             latencies.append((time.perf_counter() - t0) * 1000)
             if status != 200 or not head:
@@ -367,6 +371,8 @@ async def measure(
 
 
 def pct(values: list[float], p: float) -> float:
+    if not values:  # every request of the target failed: its errors were printed
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
