@@ -386,6 +386,47 @@ def test_an_aging_status_is_re_read_in_the_background(
     assert_error(fetch(), 401, "invalid_token")
 
 
+async def test_concurrent_calls_with_a_cold_token_share_one_status_read(
+    gateway: ServerThread, sim: ServerThread, database: Database
+) -> None:
+    u = new_user(gateway.url, sim.url, database, uname("herd"))
+    d = digest(u.access_token)
+    reads: list[float] = []
+
+    def status_read(_c: Any, _cur: Any, statement: str, params: Any, *_rest: Any) -> None:
+        values = params.values() if isinstance(params, dict) else params
+        if "token_digest" in statement and "grants.status" in statement and d in values:
+            reads.append(time.monotonic())
+            time.sleep(0.3)  # the check is still running when every other call arrives
+
+    event.listen(database.reads, "before_cursor_execute", status_read)
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=15) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.get("/webcast/rate_limits", headers=bearer(u.access_token))
+                    for _ in range(8)
+                )
+            )
+    finally:
+        event.remove(database.reads, "before_cursor_execute", status_read)
+    assert [r.status_code for r in answers] == [200] * 8
+    assert len(reads) == 1
+
+
+async def test_concurrent_calls_with_an_unknown_token_are_each_refused(
+    gateway: ServerThread,
+) -> None:
+    unknown = "lg_at_" + secrets.token_urlsafe(32)
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=15) as client:
+        answers = await asyncio.gather(
+            *(client.get("/webcast/rate_limits", headers=bearer(unknown)) for _ in range(8))
+        )
+    for r in answers:
+        assert_error(r, 401, "invalid_token")
+        assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
+
+
 def test_a_warm_token_stops_when_it_expires(
     gateway_settings: Settings, sim: ServerThread, database: Database, room: tuple[str, str]
 ) -> None:
