@@ -242,7 +242,7 @@ class Authenticator:
 
         Without it, a burst of calls with a token whose status had aged out (idle for over
         STATUS_TTL, or after any write to the credential tables) started one database check
-        each: 16 at once, each taking 16-87 ms on one core, against 1-2 ms alone. A call that
+        each: 16 at once, each taking 16-87 ms on one core, against 2-4 ms alone. A call that
         arrives after a write does not join a check started before it (its generation
         differs), so revocation still takes effect on the next call.
         """
