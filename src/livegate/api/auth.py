@@ -151,9 +151,7 @@ class Authenticator:
         self.db = database
         self._tokens: _Lru = _Lru()
         self._keys: _Lru = _Lru()
-        self._refreshing: set[tuple[str | None, str | None]] = set()
         self._checking: dict[tuple[str | None, str | None, int], _CheckTask] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- warm checks (event loop: memory only) ---------------------------------------------
 
@@ -215,19 +213,41 @@ class Authenticator:
         return info
 
     def _check(
-        self,
-        token: str | None,
-        token_d: str | None,
-        key_d: str | None,
-        entry: _TokenEntry | None,
-        key_info: KeyInfo | None,
+        self, token: str | None, token_d: str | None, key_d: str | None
     ) -> tuple[_TokenEntry | None, KeyInfo | None]:
-        """The database checks the warm ones in `authenticate` could not answer: key first."""
-        if key_d and key_info is None:
-            key_info = self._check_key(key_d)
-        if token and token_d and entry is None:
-            entry = self._check_token(token, token_d)
+        """The database checks of the credentials given (a worker thread): key first."""
+        key_info = self._check_key(key_d) if key_d else None
+        entry = self._check_token(token, token_d) if token and token_d else None
         return entry, key_info
+
+    def _start_check(
+        self, token: str | None, token_d: str | None, key_d: str | None
+    ) -> tuple[_CheckTask, bool]:
+        """`_check` of these credentials in a worker thread, and whether this call started it:
+        a check already running for them under the same change generation is reused.
+
+        Without the reuse, a burst of calls with a token whose status had aged out (idle for
+        over STATUS_TTL, or after any write to the credential tables) started one database
+        check each: 16 at once, each taking 16-87 ms on one core, against 2-4 ms alone. A call
+        that arrives after a write does not join a check started before it (its generation
+        differs), so revocation still takes effect on the next call.
+        """
+        need = (token_d, key_d, self.db.changes.generation)
+        task = self._checking.get(need)
+        if task is not None:
+            return task, False
+        task = asyncio.get_running_loop().create_task(
+            to_thread.run_sync(self._check, token if token_d else None, token_d, key_d)
+        )
+        self._checking[need] = task
+        task.add_done_callback(lambda done: self._checked(need, done))
+        return task, True
+
+    def _checked(self, need: tuple[str | None, str | None, int], done: _CheckTask) -> None:
+        if self._checking.get(need) is done:
+            del self._checking[need]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have gone away
 
     async def _check_shared(
         self,
@@ -237,38 +257,13 @@ class Authenticator:
         entry: _TokenEntry | None,
         key_info: KeyInfo | None,
     ) -> tuple[_TokenEntry | None, KeyInfo | None]:
-        """`_check` in a worker thread, one per credential: concurrent calls that need the same
-        checks under the same change generation wait for the one already running.
-
-        Without it, a burst of calls with a token whose status had aged out (idle for over
-        STATUS_TTL, or after any write to the credential tables) started one database check
-        each: 16 at once, each taking 16-87 ms on one core, against 2-4 ms alone. A call that
-        arrives after a write does not join a check started before it (its generation
-        differs), so revocation still takes effect on the next call.
-        """
-        need = (
-            token_d if entry is None else None,
-            key_d if key_info is None else None,
-            self.db.changes.generation,
+        """The checks the warm entries could not answer, shared with concurrent calls."""
+        task, _ = self._start_check(
+            token, token_d if entry is None else None, key_d if key_info is None else None
         )
-        task = self._checking.get(need)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(
-                to_thread.run_sync(
-                    self._check, token if need[0] else None, need[0], need[1], None, None
-                )
-            )
-            self._checking[need] = task
-            task.add_done_callback(lambda done: self._checked(need, done))
         # shield: a caller that goes away (client disconnect) does not cancel the others' check
         checked_entry, checked_key = await asyncio.shield(task)
         return checked_entry or entry, checked_key or key_info
-
-    def _checked(self, need: tuple[str | None, str | None, int], done: _CheckTask) -> None:
-        if self._checking.get(need) is done:
-            del self._checking[need]
-        if not done.cancelled():
-            done.exception()  # retrieved: every waiter may have gone away
 
     # -- refresh ahead (event loop schedules, a worker thread reads) ------------------------
 
@@ -278,7 +273,8 @@ class Authenticator:
         """Re-read the statuses of this call's warm entries once they are past REFRESH_AFTER.
 
         Without it, the first call after every STATUS_TTL waited on a database read in a
-        worker thread: at ten calls a second, one call in ten.
+        worker thread: at ten calls a second, one call in ten. The re-read is a shared check
+        (`_start_check`): a call that finds the status too old meanwhile waits for it.
         """
         now = time.monotonic()
         key_entry: _KeyEntry | None = self._keys.get(key_d) if key_d else None
@@ -286,25 +282,13 @@ class Authenticator:
         key_aging = key_entry is not None and now - key_entry.checked_at > REFRESH_AFTER
         if not (token_aging or key_aging):
             return
-        which = (token_d if token_aging else None, key_d if key_aging else None)
-        if which in self._refreshing:
-            return
-        self._refreshing.add(which)
-        task = asyncio.get_running_loop().create_task(
-            self._refresh(token if token_aging else None, *which)
+        task, started = self._start_check(
+            token if token_aging else None,
+            token_d if token_aging else None,
+            key_d if key_aging else None,
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _refresh(self, token: str | None, token_d: str | None, key_d: str | None) -> None:
-        try:
-            await to_thread.run_sync(self._check, token, token_d, key_d, None, None)
-        except ApiError:  # refused now (and dropped by the check): refused at the next call
-            pass
-        except Exception as exc:  # the entry ages out and the next call checks in line
-            log.warning("background credential check failed: %s", type(exc).__name__)
-        finally:
-            self._refreshing.discard((token_d, key_d))
+        if started:
+            task.add_done_callback(_log_refresh_failure)
 
     def forget_grant(self, grant_id: int) -> None:
         for d in [d for d, c in list(self._tokens.items()) if c.caller.grant_id == grant_id]:
@@ -379,6 +363,14 @@ def _refusal(revoked_at: dt.datetime | None, expires_at: dt.datetime, status: st
     if status != "active":
         return "The authorization was revoked."
     return None
+
+
+def _log_refresh_failure(done: _CheckTask) -> None:
+    # A refusal (ApiError) dropped the entry: the next call is refused. Any other failure: the
+    # entry ages out and the next call checks in line.
+    exc = None if done.cancelled() else done.exception()
+    if exc is not None and not isinstance(exc, ApiError):
+        log.warning("background credential check failed: %s", type(exc).__name__)
 
 
 def _bad_key() -> ApiError:
