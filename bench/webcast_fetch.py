@@ -412,12 +412,12 @@ def upstream_request(sim: str, logged_in: bool) -> tuple[str, dict[str, str]]:
 
 
 # Each "+" column: the target and the baseline it is compared with.
-PAIRS = (
-    ("floor", "direct"),
-    ("apikey", "direct"),
-    ("token", "direct+session"),
-    ("direct again", "direct"),
-)
+BASELINE = {
+    "floor": "direct",
+    "apikey": "direct",
+    "token": "direct+session",
+    "direct again": "direct",
+}
 
 
 def cell(v: tuple[float, float], sign: str = "") -> str:
@@ -499,23 +499,24 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
                     cpu[name] += cpu_seconds(pid) - before
             p = {name: (pct(v, 50), pct(v, 99)) for name, v in res.items()}
 
-            def added(name: str, base: str, p: dict[str, tuple[float, float]] = p) -> str:
+            def added(name: str, p: dict[str, tuple[float, float]] = p) -> str:
+                base = BASELINE[name]
                 return cell((p[name][0] - p[base][0], p[name][1] - p[base][1]), "+")
 
             print(
                 f"{conc:>4} {total:>5} | {cell(p['direct'])} | {cell(p['floor'])}"
-                f" {added('floor', 'direct')} | {cell(p['apikey'])} {added('apikey', 'direct')}"
+                f" {added('floor')} | {cell(p['apikey'])} {added('apikey')}"
                 f" | {cell(p['direct+session'])} | {cell(p['token'])}"
-                f" {added('token', 'direct+session')}",
+                f" {added('token')}",
                 flush=True,
             )
             per_request = {n: round(1e6 * cpu[n] / len(res[n])) for n in targets}
             print(f"{'':>10} | CPU per request of the answering process (µs): {per_request}")
-            print(f"{'':>10} | noise: direct again {added('direct again', 'direct')}")
+            print(f"{'':>10} | noise: direct again {added('direct again')}")
             rng = random.Random(conc)  # the same data gives the same intervals
             intervals = ", ".join(
                 f"{name} [{lo:+.2f}, {hi:+.2f}]"
-                for name, base in PAIRS
+                for name, base in BASELINE.items()
                 for lo, hi in [p99_interval(res[name], res[base], rng)]
             )
             print(f"{'':>10} | +p99, 95% bootstrap interval: {intervals}", flush=True)
