@@ -13,17 +13,17 @@ import httpx
 import pytest
 import websockets
 from fastapi import FastAPI
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import event, func, insert, select, text, update
 from TikTokLive.proto import ProtoMessageFetchResult, WebcastChatMessage, WebcastPushFrame
 from websockets.sync.client import connect as ws_connect
 
-from livegate.api.auth import REFRESH_AFTER, STATUS_TTL
+from livegate.api.auth import STATUS_TTL
 from livegate.api.recorder import CallRecorder
 from livegate.api.routes import WebcastEdge
 from livegate.apikeys import find_api_key, revoke_api_key
 from livegate.config import Settings
 from livegate.db.engine import Database
-from livegate.db.models import AuditEvent, Base, Grant
+from livegate.db.models import ApiKey, AuditEvent, Base, Grant
 from livegate.secrets import digest
 from tests.oauth_helpers import register, revoke, tokens_for
 from tests.servers import ServerThread, wait_for
@@ -358,9 +358,11 @@ def test_revocation_stops_the_token_here_at_once_and_elsewhere_within_the_status
     assert time.monotonic() - started < STATUS_TTL + 5
 
 
-def test_an_aging_status_is_re_read_in_the_background(
+def test_a_revocation_elsewhere_reaches_an_idle_gateway_s_cache_without_a_call(
     gateway: ServerThread, second: ServerThread, sim: ServerThread, database: Database
 ) -> None:
+    """The second gateway learns of the change from the database's announcement (migration
+    0003's triggers), not from re-reading the token: its entry goes stale with no call made."""
     u = new_user(gateway.url, sim.url, database, uname("bg"))
     room_id = new_room(sim.url, uname("bgs"))
     app = second.server.config.app
@@ -376,13 +378,10 @@ def test_an_aging_status_is_re_read_in_the_background(
         )
 
     assert fetch().status_code == 200
-    entry = auth._tokens[d]
-    wait_for(lambda: time.monotonic() - entry.checked_at > REFRESH_AFTER, timeout=5)
-    # Revoked through the other gateway: this one's change generation does not move.
+    assert auth._fresh_token(d) is not None
+    # Revoked through the other gateway: this one's own writes do not move its generation.
     assert revoke(gateway.url, u.app, u.refresh_token, "refresh_token").status_code == 200
-    # Answered from the status read under STATUS_TTL ago; this call starts the re-read.
-    fetch()
-    wait_for(lambda: d not in auth._tokens, timeout=STATUS_TTL + 5)
+    wait_for(lambda: auth._fresh_token(d) is None, timeout=STATUS_TTL + 5)
     assert_error(fetch(), 401, "invalid_token")
 
 
@@ -393,13 +392,13 @@ async def test_concurrent_calls_with_a_cold_token_share_one_status_read(
     d = digest(u.access_token)
     reads: list[float] = []
 
-    def status_read(_c: Any, _cur: Any, statement: str, params: Any, *_rest: Any) -> None:
+    def token_read(_c: Any, _cur: Any, statement: str, params: Any, *_rest: Any) -> None:
         values = params.values() if isinstance(params, dict) else params
-        if "token_digest" in statement and "grants.status" in statement and d in values:
+        if "FROM access_tokens" in statement and d in values:
             reads.append(time.monotonic())
             time.sleep(0.3)  # the check is still running when every other call arrives
 
-    event.listen(database.reads, "before_cursor_execute", status_read)
+    event.listen(database.engine, "before_cursor_execute", token_read)
     try:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=15) as client:
             answers = await asyncio.gather(
@@ -409,7 +408,7 @@ async def test_concurrent_calls_with_a_cold_token_share_one_status_read(
                 )
             )
     finally:
-        event.remove(database.reads, "before_cursor_execute", status_read)
+        event.remove(database.engine, "before_cursor_execute", token_read)
     assert [r.status_code for r in answers] == [200] * 8
     assert len(reads) == 1
 
@@ -474,6 +473,10 @@ def test_a_write_to_the_credential_tables_moves_the_change_generation(
     before = database.changes.generation
     with database.session() as s:
         s.execute(select(AuditEvent.id).limit(1)).all()  # reads do not move it
+    assert database.changes.generation == before
+    with database.engine.begin() as conn:
+        # a new credential row does not: it changes no answer already cached
+        conn.execute(insert(ApiKey).values(key_digest=secrets.token_hex(32), prefix="lg_ak_"))
     assert database.changes.generation == before
     with database.engine.begin() as conn:
         conn.execute(update(Grant).where(Grant.id == -1).values(status="revoked"))

@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         async with anyio.create_task_group() as tg:
             if settings.purge_interval > 0:
                 tg.start_soon(purge_loop, settings, database)
+            tg.start_soon(app.state.webcast_api.watch_credentials)
             yield
             tg.cancel_scope.cancel()
         await app.state.webcast_api.aclose()

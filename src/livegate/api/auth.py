@@ -7,15 +7,15 @@
   token, the key must belong to the token's app.
 - Neither: 401. Anonymous calls need an API key, so every call is attributable to an app.
 
-Hot path: a token's or key's check is kept in memory, tagged with the database's change
-generation (`db/changes.py`). A warm call uses it without touching the database or a worker
-thread. Any write by this process to the token, grant, session, client or key tables moves
-the generation, so revocation and `login_required` take effect on the next call. Writes by
-other processes (a second worker, the CLI) are seen once the entry is `STATUS_TTL` old. A
-status past half that age is re-read in the background while the call goes on, so steady
-traffic does not wait on the database for it; a status older than `STATUS_TTL` is never used.
-The expensive part (the joined token load and the vault unwrap) is reused for `SESSION_TTL`
-while the generation stays the same.
+Hot path: a token's or key's check (the joined token load and the vault unwrap) is kept in
+memory, tagged with the database's change generation (`db/changes.py`). A warm call uses it
+without touching the database or a worker thread. Any update or delete by this process in the
+token, grant, session, client or key tables moves the generation, so revocation and
+`login_required` take effect on the next call. Such writes by other processes (a second
+worker, the CLI) reach this one through `RemoteChanges`, which looks for them every
+`LOOK_EVERY` seconds on the event loop, so they take effect within `STATUS_TTL`; while it
+cannot look (at start, or with the database unreachable) nothing cached is used. Concurrent
+calls that need the same check share it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from starlette.requests import HTTPConnection
 from livegate.api.errors import ApiError, bad_request, insufficient_scope, invalid_token
 from livegate.api.errors import no_credentials as no_credentials_error
 from livegate.api.ratelimit import Credential
+from livegate.db.changes import LOOK_EVERY, RemoteChanges
 from livegate.db.engine import Database
 from livegate.db.models import AccessToken, ApiKey, Grant, utcnow
 from livegate.oauth.bearer import extract_token
@@ -44,9 +45,7 @@ from livegate.secrets import ACCESS_TOKEN_PREFIX, API_KEY_PREFIX, digest
 
 log = logging.getLogger(__name__)
 
-STATUS_TTL = 1.0  # how long a revocation made by another process can go unseen here
-REFRESH_AFTER = STATUS_TTL / 2  # a status this old is re-read in the background
-SESSION_TTL = 120.0  # how long an unwrapped session is reused (same generation)
+STATUS_TTL = 2 * LOOK_EVERY  # how long a revocation made by another process can go unseen here
 CACHE_SIZE = 10_000
 
 _TOKEN_STATUS = (
@@ -106,16 +105,13 @@ class _TokenEntry:
     caller: Caller
     jar: dict[str, str] | None
     expires_at: float  # POSIX time
-    generation: int  # the change generation the status was read under
-    checked_at: float  # monotonic: when the status was read
-    loaded_at: float  # monotonic: when caller and jar were loaded
+    generation: int  # the change generation the check was made under
 
 
 @dataclass
 class _KeyEntry:
     info: KeyInfo
     generation: int
-    checked_at: float
 
 
 _CheckTask = asyncio.Task[tuple[_TokenEntry | None, KeyInfo | None]]
@@ -152,13 +148,13 @@ class Authenticator:
         self._tokens: _Lru = _Lru()
         self._keys: _Lru = _Lru()
         self._checking: dict[tuple[str | None, str | None, int], _CheckTask] = {}
+        self.remote = RemoteChanges(database.url, database.changes, LOOK_EVERY)
 
     # -- warm checks (event loop: memory only) ---------------------------------------------
 
     def _current(self, entry: _TokenEntry | _KeyEntry) -> bool:
-        return (
-            entry.generation == self.db.changes.generation
-            and time.monotonic() - entry.checked_at < STATUS_TTL
+        return entry.generation == self.db.changes.generation and self.remote.seen_within(
+            STATUS_TTL
         )
 
     def _fresh_token(self, d: str) -> _TokenEntry | None:
@@ -175,30 +171,12 @@ class Authenticator:
 
     def _check_token(self, token: str, d: str) -> _TokenEntry:
         generation = self.db.changes.generation  # read before the database, never after
-        row = self.db.read_first(_TOKEN_STATUS, {"d": d})
-        if row is None:
+        try:
+            caller, jar = self.oauth.authenticate(token, with_session=True)
+        except TokenRejected as exc:
             self._tokens.pop(d, None)
-            raise invalid_token("The access token is unknown.")
-        refusal = _refusal(row.revoked_at, row.expires_at, row.status)
-        if refusal is not None:
-            self._tokens.pop(d, None)
-            if refusal == "login_required":
-                self.forget_grant(row.grant_id)
-            raise invalid_token(refusal)
-        now = time.monotonic()
-        entry: _TokenEntry | None = self._tokens.get(d)
-        if entry is None or entry.generation != generation or now - entry.loaded_at > SESSION_TTL:
-            try:
-                caller, jar = self.oauth.authenticate(token, with_session=True)
-            except TokenRejected as exc:
-                raise invalid_token(exc.description) from None
-            entry = _TokenEntry(
-                caller, jar, caller.expires_at.timestamp(), generation, now, loaded_at=now
-            )
-        else:
-            entry = _TokenEntry(
-                entry.caller, entry.jar, entry.expires_at, generation, now, entry.loaded_at
-            )
+            raise invalid_token(exc.description) from None
+        entry = _TokenEntry(caller, jar, caller.expires_at.timestamp(), generation)
         self._tokens.put(d, entry)
         return entry
 
@@ -209,7 +187,7 @@ class Authenticator:
             self._keys.pop(d, None)
             raise _bad_key()
         info = KeyInfo(id=row.id, client_pk=row.client_pk, ident=d[:24])
-        self._keys.put(d, _KeyEntry(info, generation, time.monotonic()))
+        self._keys.put(d, _KeyEntry(info, generation))
         return info
 
     def _check(
@@ -220,35 +198,6 @@ class Authenticator:
         entry = self._check_token(token, token_d) if token and token_d else None
         return entry, key_info
 
-    def _start_check(
-        self, token: str | None, token_d: str | None, key_d: str | None
-    ) -> tuple[_CheckTask, bool]:
-        """`_check` of these credentials in a worker thread, and whether this call started it:
-        a check already running for them under the same change generation is reused.
-
-        Without the reuse, a burst of calls with a token whose status had aged out (idle for
-        over STATUS_TTL, or after any write to the credential tables) started one database
-        check each: 16 at once, each taking 16-87 ms on one core, against 2-4 ms alone. A call
-        that arrives after a write does not join a check started before it (its generation
-        differs), so revocation still takes effect on the next call.
-        """
-        need = (token_d, key_d, self.db.changes.generation)
-        task = self._checking.get(need)
-        if task is not None:
-            return task, False
-        task = asyncio.get_running_loop().create_task(
-            to_thread.run_sync(self._check, token if token_d else None, token_d, key_d)
-        )
-        self._checking[need] = task
-        task.add_done_callback(lambda done: self._checked(need, done))
-        return task, True
-
-    def _checked(self, need: tuple[str | None, str | None, int], done: _CheckTask) -> None:
-        if self._checking.get(need) is done:
-            del self._checking[need]
-        if not done.cancelled():
-            done.exception()  # retrieved: every waiter may have gone away
-
     async def _check_shared(
         self,
         token: str | None,
@@ -257,38 +206,37 @@ class Authenticator:
         entry: _TokenEntry | None,
         key_info: KeyInfo | None,
     ) -> tuple[_TokenEntry | None, KeyInfo | None]:
-        """The checks the warm entries could not answer, shared with concurrent calls."""
-        task, _ = self._start_check(
-            token, token_d if entry is None else None, key_d if key_info is None else None
-        )
+        """The checks the warm entries could not answer (`_check` in a worker thread), shared
+        with concurrent calls: a check already running for the same credentials under the
+        same change generation is awaited instead of started again.
+
+        Without the sharing, a burst of calls with a token whose entry had gone stale (after
+        any write to the credential tables) started one database check each: 16 at once,
+        each taking 16-87 ms on one core, against 2-4 ms alone. A call that arrives after a
+        write does not join a check started before it (its generation differs), so
+        revocation still takes effect on the next call.
+        """
+        if entry is not None:
+            token = token_d = None
+        if key_info is not None:
+            key_d = None
+        need = (token_d, key_d, self.db.changes.generation)
+        task = self._checking.get(need)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                to_thread.run_sync(self._check, token, token_d, key_d)
+            )
+            self._checking[need] = task
+            task.add_done_callback(lambda done: self._checked(need, done))
         # shield: a caller that goes away (client disconnect) does not cancel the others' check
         checked_entry, checked_key = await asyncio.shield(task)
         return checked_entry or entry, checked_key or key_info
 
-    # -- refresh ahead (event loop schedules, a worker thread reads) ------------------------
-
-    def _refresh_ahead(
-        self, token: str | None, token_d: str | None, key_d: str | None, entry: _TokenEntry | None
-    ) -> None:
-        """Re-read the statuses of this call's warm entries once they are past REFRESH_AFTER.
-
-        Without it, the first call after every STATUS_TTL waited on a database read in a
-        worker thread: at ten calls a second, one call in ten. The re-read is a shared check
-        (`_start_check`): a call that finds the status too old meanwhile waits for it.
-        """
-        now = time.monotonic()
-        key_entry: _KeyEntry | None = self._keys.get(key_d) if key_d else None
-        token_aging = entry is not None and now - entry.checked_at > REFRESH_AFTER
-        key_aging = key_entry is not None and now - key_entry.checked_at > REFRESH_AFTER
-        if not (token_aging or key_aging):
-            return
-        task, started = self._start_check(
-            token if token_aging else None,
-            token_d if token_aging else None,
-            key_d if key_aging else None,
-        )
-        if started:
-            task.add_done_callback(_log_refresh_failure)
+    def _checked(self, need: tuple[str | None, str | None, int], done: _CheckTask) -> None:
+        if self._checking.get(need) is done:
+            del self._checking[need]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have gone away
 
     def forget_grant(self, grant_id: int) -> None:
         for d in [d for d, c in list(self._tokens.items()) if c.caller.grant_id == grant_id]:
@@ -327,8 +275,6 @@ class Authenticator:
         key_info = self._fresh_key(key_d) if key_d else None
         if (token_d and entry is None) or (key_d and key_info is None):
             entry, key_info = await self._check_shared(token, token_d, key_d, entry, key_info)
-        else:
-            self._refresh_ahead(token, token_d, key_d, entry)
         if entry is not None:
             caller, jar = entry.caller, entry.jar
             if scope and scope not in caller.scopes:
@@ -363,14 +309,6 @@ def _refusal(revoked_at: dt.datetime | None, expires_at: dt.datetime, status: st
     if status != "active":
         return "The authorization was revoked."
     return None
-
-
-def _log_refresh_failure(done: _CheckTask) -> None:
-    # A refusal (ApiError) dropped the entry: the next call is refused. Any other failure: the
-    # entry ages out and the next call checks in line.
-    exc = None if done.cancelled() else done.exception()
-    if exc is not None and not isinstance(exc, ApiError):
-        log.warning("background credential check failed: %s", type(exc).__name__)
 
 
 def _bad_key() -> ApiError:

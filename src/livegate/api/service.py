@@ -67,6 +67,10 @@ class WebcastApi:
         self.proxy = WebSocketProxy(self.tickets, self.auth.token_usable)
         self.ws_base = ws_base(settings.issuer)
 
+    async def watch_credentials(self) -> None:
+        """Runs for the app's life: other processes' credential changes reach the caches."""
+        await self.auth.remote.run()
+
     async def aclose(self) -> None:
         await self.recorder.aclose()
 

@@ -40,9 +40,10 @@ def make_read_engine(url: str, engine: Engine) -> Engine:
     On PostgreSQL the main engine spends three round trips on a one-row read: the pre-ping,
     the statement inside an implicit transaction, and the ROLLBACK when the connection goes
     back to the pool. Every round trip hands the GIL back and forth with the event loop, and
-    the webcast API re-reads credential statuses in a worker thread while calls are in
-    flight: measured on one pinned core, a status read cost 1.3 ms of CPU that way and
-    0.65 ms in autocommit without the pre-ping. SQLite reads are in-process: same engine.
+    the webcast API reads credential statuses (API keys, the WebSocket relay's tokens) in
+    worker threads while calls are in flight: measured on one pinned core, a status read cost
+    1.3 ms of CPU that way and 0.65 ms in autocommit without the pre-ping. SQLite reads are
+    in-process: same engine.
     """
     if url.startswith("sqlite"):
         return engine

@@ -251,13 +251,15 @@ class OAuthService:
             row = tokens.find_access_token(session, access_token)
             if row is None:
                 raise TokenRejected("invalid_token", "The access token is unknown.")
+            grant_row = row.grant
+            # First: every token of the grant, even one already rotated out, tells the app
+            # what to do next (send the user through the QR flow again).
+            if grant_row.status == "login_required":
+                raise TokenRejected("invalid_token", "login_required")
             if row.revoked_at is not None:
                 raise TokenRejected("invalid_token", "The access token was revoked.")
             if row.expires_at <= utcnow():
                 raise TokenRejected("invalid_token", "The access token expired.")
-            grant_row = row.grant
-            if grant_row.status == "login_required":
-                raise TokenRejected("invalid_token", "login_required")
             if grant_row.status != "active":
                 raise TokenRejected("invalid_token", "The authorization was revoked.")
             jar = None
