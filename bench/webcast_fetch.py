@@ -15,16 +15,17 @@ targets interleaved in 20 rounds, each target's block in a round opened by 2 unt
   direct again    `direct` once more, last in each round: its "+" is the benchmark's own noise
 
 Each level also prints the CPU time per request of the process that answered each target,
-and a 95% bootstrap interval for every "+p99": a p99 of 500 requests is their 5th slowest, and
-where the interval straddles a target, one run cannot say which side of it the hop is on.
+and a 95% bootstrap interval for every "+p99": at c=1, a p99 of 1500 requests is their 15th slowest,
+and where the interval straddles a target, one run cannot say which side of it the hop is on.
 The baselines are the very requests livegate sends upstream (query read back from the
 simulator's request log), so "+p50/+p99" is what livegate adds, not the simulator's work.
 
 `--upstream-delay-ms D` makes the simulator wait D ms (a sleep, no CPU) before answering every
 im/fetch, direct or proxied, as TikTok across the internet does; request counts then shrink
-to about 30 s per target and level. Without it, simulator, proxies and load generator compete
-for the same cores, and at 16 and 64 clients the "+" columns mostly measure that contention:
-in a closed loop at full load, every microsecond of CPU a hop spends adds to everyone's wait.
+to about 30 s per target and level, but to no fewer than MIN_DELAYED. Without it, simulator,
+proxies and load generator compete for the same cores, and at 16 and 64 clients the "+"
+columns mostly measure that contention: in a closed loop at full load, every microsecond of
+CPU a hop spends adds to everyone's wait.
 
 Usage:
   .venv/bin/python bench/webcast_fetch.py                       # SQLite in a temp dir
@@ -32,7 +33,7 @@ Usage:
      (creates and afterwards drops a scratch database `livegate_bench_<random>` on that server)
   .venv/bin/python bench/webcast_fetch.py --upstream-delay-ms 100
   .venv/bin/python bench/webcast_fetch.py --pin --upstream-delay-ms 100
-     (livegate and the floor on half of the CPUs, simulator and load generator on the other)
+     (livegate, the floor and the load generator on half of the CPUs, the simulator on the other)
 """
 
 from __future__ import annotations
@@ -73,12 +74,15 @@ LEVELS = {1: 3000, 16: 4000, 64: 6000}
 # Targets take turns in short blocks: a slow spell of the machine (seconds long, seen on the
 # benchmark VM) then lands on every target alike instead of on one target's whole sample.
 ROUNDS = 20
-MIN_DELAYED = 500  # requests per target and level, at least, with an upstream delay
+# Requests per target and level, at least, with an upstream delay: at c=1 a p99 of 500 was
+# their 5th slowest, and its 95% interval 3-4 ms wide on the benchmark VM.
+MIN_DELAYED = 1500
 RESAMPLES = 1000  # bootstrap resamples for the interval of each "+p99"
 WARMUP = 300
-# Untimed requests that open each target's block in a round. The target is about warm caches,
-# and livegate re-reads a credential's status in line once it is over 1 s old: the other
-# targets' blocks in between (2.5 s at c=1) would make every block's first call a cold one.
+# Untimed requests that open each target's block in a round. The target is about warm caches:
+# the other targets' blocks in between (about 12 s at c=1) outlast the 5 s for which the
+# simulator's uvicorn keeps an idle connection, so without them a proxy's first call of a
+# block would open a new upstream connection.
 BLOCK_WARMUP = 2
 # Both servers under uvicorn without access logs, so the numbers are about the request path.
 SIM_MAIN = """
@@ -170,17 +174,23 @@ def cpu_seconds(pid: int) -> float:
 
 @dataclass(frozen=True)
 class Layout:
-    """Which CPUs each side may use. `proxies` runs livegate and the floor; `rest` runs the
-    simulator and the load generator. Empty sets: no pinning, everything shares every core."""
+    """Which CPUs each side may use. `near` runs livegate, the floor and the load generator;
+    `far` runs the simulator. Empty sets: no pinning, everything shares every core."""
 
-    proxies: frozenset[int] = frozenset()
-    rest: frozenset[int] = frozenset()
+    near: frozenset[int] = frozenset()
+    far: frozenset[int] = frozenset()
 
     @classmethod
     def split(cls) -> Layout:
-        # In a deployment the gateway has its own machine: TikTok and the apps are elsewhere.
-        # Pinning the hops to their own half of the cores keeps the simulator's and the load
-        # generator's CPU out of the hop's latency (and the hop's out of theirs).
+        # In a deployment the gateway has its own machine: TikTok is elsewhere. With the
+        # simulator on CPUs of its own, its CPU stays out of the hops' latency, and theirs out
+        # of its. The load generator sits with the hops so that every target, direct or not,
+        # crosses between the two halves exactly twice per request (to the simulator and
+        # back): waking a CPU the host has halted costs a VM milliseconds at p99 (see
+        # `idle_polling`), and with the load generator beside the simulator a direct call
+        # crossed no boundary while a proxied one crossed four. Measured that way at c=1
+        # (100 ms delay, 500-1200 requests), the bare floor proxy's +p99 was +1.50 to +3.88 ms
+        # in five runs: the VM's cost, charged to the hop.
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             raise SystemExit("--pin needs at least 2 CPUs")
@@ -188,11 +198,11 @@ class Layout:
         return cls(frozenset(cpus[half:]), frozenset(cpus[:half]))
 
     def describe(self) -> str:
-        if not self.proxies:
+        if not self.near:
             return "unpinned: every process shares every core"
         return (
-            f"pinned: livegate and the floor on CPUs {sorted(self.proxies)}, simulator and"
-            f" load generator on {sorted(self.rest)}"
+            f"pinned: livegate, the floor and the load generator on CPUs {sorted(self.near)},"
+            f" simulator on {sorted(self.far)}"
         )
 
     def pin(self, cpus: frozenset[int]) -> dict[str, object]:
@@ -221,19 +231,19 @@ def servers(db_url: str, data_dir: Path, layout: Layout) -> Iterator[Servers]:
     logs = open(data_dir / "servers.log", "w")  # noqa: SIM115
     quiet = {"stdout": logs, "stderr": logs}
     subprocess.run([LIVEGATE, "db", "upgrade"], env=env, check=True, **quiet)  # type: ignore[call-overload]
-    on_rest, on_proxies = layout.pin(layout.rest), layout.pin(layout.proxies)
+    on_far, on_near = layout.pin(layout.far), layout.pin(layout.near)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", SIM_MAIN, str(sim_port)], env=env, **quiet, **on_rest
+            [sys.executable, "-c", SIM_MAIN, str(sim_port)], env=env, **quiet, **on_far
         ),  # type: ignore[call-overload]
         subprocess.Popen(
-            [sys.executable, "-c", GATEWAY_MAIN, str(gw_port)], env=env, **quiet, **on_proxies
+            [sys.executable, "-c", GATEWAY_MAIN, str(gw_port)], env=env, **quiet, **on_near
         ),  # type: ignore[call-overload]
         subprocess.Popen(
             [sys.executable, "-c", FLOOR_MAIN, str(floor_port), sim_url],
             env=env,
             **quiet,
-            **on_proxies,
+            **on_near,
         ),  # type: ignore[call-overload]
     ]
     try:
@@ -250,6 +260,26 @@ def servers(db_url: str, data_dir: Path, layout: Layout) -> Iterator[Servers]:
             p.wait(timeout=10)
 
 
+HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+
+
+def idle_polling() -> str:
+    """How long an idle vCPU polls before it halts (KVM guests whose cpuidle governor is
+    haltpoll).
+
+    A halted vCPU is woken by the host, and a request crosses CPUs on its way: seen on the
+    benchmark VM (haltpoll forced, polling set to 0 on its kernel command line), a bare UDP
+    round trip between two processes on different CPUs, one every 100 ms, took p50 0.3 ms
+    and p99 1.7-5.3 ms, and on one CPU p99 0.4 ms; with 200 us of polling (Linux's default)
+    p99 0.7 ms, and 5.2 ms in a noisy spell. That decides a c=1 p99 as much as any code on
+    the path.
+    """
+    try:
+        return f"guest halt polling {int(HALT_POLL.read_text()) // 1000} us"
+    except (OSError, ValueError):
+        return "no haltpoll cpuidle driver"
+
+
 def cli_json(env: dict[str, str], *args: str) -> dict[str, str]:
     out = subprocess.run([LIVEGATE, *args], env=env, check=True, capture_output=True, text=True)
     data: dict[str, str] = json.loads(out.stdout)
@@ -259,7 +289,7 @@ def cli_json(env: dict[str, str], *args: str) -> dict[str, str]:
 class _Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection that sends a fixed request and reads the answer.
 
-    The load generator shares its cores with the simulator, so it should cost as little CPU
+    The load generator shares its cores with the hops, so it should cost as little CPU
     per request as it can: httptools' parser on a bare asyncio protocol needs about a third
     of what aiohttp's client did here (0.1 against 0.3 ms; httpx needed 0.7 ms).
     """
@@ -469,7 +499,7 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
             ).raise_for_status()
         print(
             f"\n## {label}: GET /webcast/fetch, latency in ms (loopback, {sys.platform},"
-            f" upstream delay {upstream_delay_ms} ms; {layout.describe()})\n"
+            f" upstream delay {upstream_delay_ms} ms; {layout.describe()}; {idle_polling()})\n"
             "floor and apikey are compared with `direct` (the anonymous im/fetch livegate sends);\n"
             "token with `direct+session` (the same, signed with a session).",
             flush=True,
@@ -538,13 +568,13 @@ def main() -> None:
     parser.add_argument(
         "--pin",
         action="store_true",
-        help="run livegate and the floor on half of the CPUs, the simulator and this load"
-        " generator on the other half (as on separate machines)",
+        help="run livegate, the floor and this load generator on half of the CPUs, the"
+        " simulator on the other half (TikTok on a machine of its own)",
     )
     args = parser.parse_args()
     layout = Layout.split() if args.pin else Layout()
-    if layout.rest:
-        os.sched_setaffinity(0, layout.rest)  # the load generator, and the CLI calls it makes
+    if layout.near:
+        os.sched_setaffinity(0, layout.near)  # the load generator, and the CLI calls it makes
     levels = {int(c) for c in args.levels.split(",")}
     for conc in list(LEVELS):
         if conc not in levels:
