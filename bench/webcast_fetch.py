@@ -79,10 +79,11 @@ ROUNDS = 20
 MIN_DELAYED = 1500
 RESAMPLES = 1000  # bootstrap resamples for the interval of each "+p99"
 WARMUP = 300
-# Untimed requests that open each target's block in a round. The target is about warm caches:
-# the other targets' blocks in between (about 12 s at c=1) outlast the 5 s for which the
-# simulator's uvicorn keeps an idle connection, so without them a proxy's first call of a
-# block would open a new upstream connection.
+# Untimed requests that open each target's block in a round, ahead of measure()'s own untimed
+# first request on each connection (which also warms a proxy's upstream pool at the block's
+# concurrency). Added when a cached credential check aged out after 1 s, which the other
+# targets' blocks in between (about 12 s at c=1) outlasted; checks no longer age
+# (db/changes.py), so these now only wake the answering process once more.
 BLOCK_WARMUP = 2
 # Both servers under uvicorn without access logs, so the numbers are about the request path.
 SIM_MAIN = """
