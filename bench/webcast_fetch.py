@@ -271,9 +271,9 @@ def idle_polling() -> str:
     A halted vCPU is woken by the host, and a request crosses CPUs on its way: seen on the
     benchmark VM (haltpoll forced, polling set to 0 on its kernel command line), a bare UDP
     round trip between two processes on different CPUs, one every 100 ms, took p50 0.3 ms
-    and p99 1.7-5.3 ms, and on one CPU p99 0.4 ms; with 200 us of polling (Linux's default)
-    p99 0.7 ms, and 5.2 ms in a noisy spell. That decides a c=1 p99 as much as any code on
-    the path.
+    and p99 1.7-5.3 ms, and on one CPU p99 0.3-0.6 ms (1.3 in a noisy spell); with 200 us of
+    polling (Linux's default) p99 0.7 ms, and 5.2 ms in a noisy spell. That decides a c=1
+    p99 as much as any code on the path.
     """
     try:
         return f"guest halt polling {int(HALT_POLL.read_text()) // 1000} us"
