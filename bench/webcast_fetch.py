@@ -15,8 +15,9 @@ targets interleaved in 20 rounds, each target's block in a round opened by 2 unt
   direct again    `direct` once more, last in each round: its "+" is the benchmark's own noise
 
 Each level also prints the CPU time per request of the process that answered each target,
-and a 95% bootstrap interval for every "+p99": at c=1, a p99 of 1500 requests is their 15th slowest,
-and where the interval straddles a target, one run cannot say which side of it the hop is on.
+and a 95% bootstrap interval for every "+p99": at c=1 with a delay, a p99 of 1500 requests is
+their 15th slowest, and where the interval straddles a target, one run cannot say which side
+of it the hop is on.
 The baselines are the very requests livegate sends upstream (query read back from the
 simulator's request log), so "+p50/+p99" is what livegate adds, not the simulator's work.
 
