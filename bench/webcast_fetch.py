@@ -15,9 +15,10 @@ targets interleaved in 20 rounds, each target's block in a round opened by 2 unt
   direct again    `direct` once more, last in each round: its "+" is the benchmark's own noise
 
 Each level also prints the CPU time per request of the process that answered each target,
-and a 95% bootstrap interval for every "+p99": at c=1 with a delay, a p99 of 1500 requests is
-their 15th slowest, and where the interval straddles a target, one run cannot say which side
-of it the hop is on.
+how busy each half of the CPUs was while each target was measured (and the share the host
+stole), and a 95% bootstrap interval for every "+p99": at c=1 with a delay, a p99 of 1500
+requests is their 15th slowest, and where the interval straddles a target, one run cannot say
+which side of it the hop is on.
 The baselines are the very requests livegate sends upstream (query read back from the
 simulator's request log), so "+p50/+p99" is what livegate adds, not the simulator's work.
 
@@ -172,6 +173,43 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuLoad:
+    """Jiffies of a set of CPUs (Linux /proc/stat): busy, stolen by the host, and in all."""
+
+    busy: int = 0
+    steal: int = 0
+    total: int = 0
+
+    @classmethod
+    def now(cls, cpus: frozenset[int]) -> CpuLoad:
+        load = cls()
+        for line in Path("/proc/stat").read_text().splitlines():
+            name, *values = line.split()
+            if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in cpus:
+                continue
+            # user nice system idle iowait irq softirq steal
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, values[:8])
+            load.busy += user + nice + system + irq + softirq
+            load.steal += steal
+            load.total += user + nice + system + idle + iowait + irq + softirq + steal
+        return load
+
+    def since(self, before: CpuLoad) -> CpuLoad:
+        return CpuLoad(
+            self.busy - before.busy, self.steal - before.steal, self.total - before.total
+        )
+
+    def add(self, other: CpuLoad) -> None:
+        self.busy, self.steal = self.busy + other.busy, self.steal + other.steal
+        self.total += other.total
+
+    def describe(self) -> str:
+        if not self.total:
+            return "n/a"
+        return f"{100 * self.busy / self.total:.0f}% (steal {100 * self.steal / self.total:.0f}%)"
 
 
 @dataclass(frozen=True)
@@ -519,16 +557,24 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
                 total = min(total, max(MIN_DELAYED, conc * 30_000 // upstream_delay_ms))
             res: dict[str, list[float]] = {name: [] for name in targets}
             cpu = dict.fromkeys(targets, 0.0)  # CPU of the process that answered the client
+            # How busy each half of the machine was while a target was measured: near 100%,
+            # the "+" columns measure a queue, not the hop.
+            near = layout.near or frozenset(os.sched_getaffinity(0))
+            halves = {"near": near, "far": layout.far} if layout.far else {"all": near}
+            load = {name: {half: CpuLoad() for half in halves} for name in targets}
             # Interleaved in rounds, so a slow spell of the machine hits every target alike.
             for _ in range(ROUNDS):
                 for name, (u, h) in targets.items():
                     pid = next(pid for base, pid in srv.pids.items() if u.startswith(base + "/"))
                     uvloop.run(measure(u, h, 1, BLOCK_WARMUP))
                     before = cpu_seconds(pid)
+                    loads = {half: CpuLoad.now(cpus) for half, cpus in halves.items()}
                     res[name] += uvloop.run(
                         measure(u, h, conc, total // ROUNDS, upstream_delay_ms / 1000)
                     )
                     cpu[name] += cpu_seconds(pid) - before
+                    for half, cpus in halves.items():
+                        load[name][half].add(CpuLoad.now(cpus).since(loads[half]))
             p = {name: (pct(v, 50), pct(v, 99)) for name, v in res.items()}
 
             def added(name: str, p: dict[str, tuple[float, float]] = p) -> str:
@@ -544,6 +590,11 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
             )
             per_request = {n: round(1e6 * cpu[n] / len(res[n])) for n in targets}
             print(f"{'':>10} | CPU per request of the answering process (µs): {per_request}")
+            busy = "; ".join(
+                f"{name} " + ", ".join(f"{half} {v.describe()}" for half, v in load[name].items())
+                for name in targets
+            )
+            print(f"{'':>10} | CPU busy by half while measured: {busy}")
             print(f"{'':>10} | noise: direct again {added('direct again')}")
             rng = random.Random(conc)  # the same data gives the same intervals
             intervals = ", ".join(
