@@ -175,36 +175,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_jiffies() -> dict[int, tuple[int, int, int]]:
+    """Busy, stolen-by-the-host and total jiffies of each CPU so far (Linux /proc/stat)."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, values[:8])
+            busy = user + nice + system + irq + softirq
+            out[int(name[3:])] = (busy, steal, busy + idle + iowait + steal)
+    return out
+
+
 @dataclass
 class CpuLoad:
-    """Jiffies of a set of CPUs (Linux /proc/stat): busy, stolen by the host, and in all."""
+    """How busy a set of CPUs was, summed over the spells `add` was given."""
 
     busy: int = 0
     steal: int = 0
     total: int = 0
 
-    @classmethod
-    def now(cls, cpus: frozenset[int]) -> CpuLoad:
-        load = cls()
-        for line in Path("/proc/stat").read_text().splitlines():
-            name, *values = line.split()
-            if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in cpus:
-                continue
-            # user nice system idle iowait irq softirq steal
-            user, nice, system, idle, iowait, irq, softirq, steal = map(int, values[:8])
-            load.busy += user + nice + system + irq + softirq
-            load.steal += steal
-            load.total += user + nice + system + idle + iowait + irq + softirq + steal
-        return load
-
-    def since(self, before: CpuLoad) -> CpuLoad:
-        return CpuLoad(
-            self.busy - before.busy, self.steal - before.steal, self.total - before.total
-        )
-
-    def add(self, other: CpuLoad) -> None:
-        self.busy, self.steal = self.busy + other.busy, self.steal + other.steal
-        self.total += other.total
+    def add(
+        self,
+        before: dict[int, tuple[int, int, int]],
+        after: dict[int, tuple[int, int, int]],
+        cpus: frozenset[int],
+    ) -> None:
+        for cpu in cpus:
+            self.busy += after[cpu][0] - before[cpu][0]
+            self.steal += after[cpu][1] - before[cpu][1]
+            self.total += after[cpu][2] - before[cpu][2]
 
     def describe(self) -> str:
         if not self.total:
@@ -552,6 +552,8 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
             + f"{' p50/p99':>14} |"
             + f"{' p50/p99':>14}{' p50/p99':>14}"
         )
+        near = layout.near or frozenset(os.sched_getaffinity(0))
+        halves = {"near": near, "far": layout.far} if layout.far else {"all": near}
         for conc, total in LEVELS.items():
             if upstream_delay_ms:  # at most ~30 s per target: the delay bounds the request rate
                 total = min(total, max(MIN_DELAYED, conc * 30_000 // upstream_delay_ms))
@@ -559,8 +561,6 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
             cpu = dict.fromkeys(targets, 0.0)  # CPU of the process that answered the client
             # How busy each half of the machine was while a target was measured: near 100%,
             # the "+" columns measure a queue, not the hop.
-            near = layout.near or frozenset(os.sched_getaffinity(0))
-            halves = {"near": near, "far": layout.far} if layout.far else {"all": near}
             load = {name: {half: CpuLoad() for half in halves} for name in targets}
             # Interleaved in rounds, so a slow spell of the machine hits every target alike.
             for _ in range(ROUNDS):
@@ -568,13 +568,14 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
                     pid = next(pid for base, pid in srv.pids.items() if u.startswith(base + "/"))
                     uvloop.run(measure(u, h, 1, BLOCK_WARMUP))
                     before = cpu_seconds(pid)
-                    loads = {half: CpuLoad.now(cpus) for half, cpus in halves.items()}
+                    jiffies = cpu_jiffies()
                     res[name] += uvloop.run(
                         measure(u, h, conc, total // ROUNDS, upstream_delay_ms / 1000)
                     )
                     cpu[name] += cpu_seconds(pid) - before
+                    jiffies_after = cpu_jiffies()
                     for half, cpus in halves.items():
-                        load[name][half].add(CpuLoad.now(cpus).since(loads[half]))
+                        load[name][half].add(jiffies, jiffies_after, cpus)
             p = {name: (pct(v, 50), pct(v, 99)) for name, v in res.items()}
 
             def added(name: str, p: dict[str, tuple[float, float]] = p) -> str:
