@@ -137,6 +137,12 @@ def test_what_no_route_takes_answers_in_the_webcast_shape(
         "/webcast/fetch", params={"room_id": room[0]}, headers=bearer(user.access_token)
     )
     assert fetched.status_code == 200
+    # A route without path parameters is dispatched by (method, path) ahead of the router;
+    # its answer carries the same headers a Starlette Response would.
+    assert fetched.headers["content-type"] == "application/x-protobuf"
+    assert int(fetched.headers["content-length"]) == len(fetched.content) > 0
+    assert fetched.headers["cache-control"] == "no-store"
+    assert fetched.headers["x-room-id"] == room[0]
     for r in (fetched, gw.get("/webcast/nope")):
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["x-content-type-options"] == "nosniff"
@@ -863,6 +869,25 @@ def test_limits_memory_storage_still_has_the_hook_livegate_overrides() -> None:
     from limits.aio.storage import MemoryStorage
 
     assert callable(getattr(MemoryStorage, "_MemoryStorage__schedule_expiry", None))
+
+
+async def test_lean_incr_counts_as_limits_own_memory_storage() -> None:
+    from limits import parse
+    from limits.aio.storage import MemoryStorage
+    from limits.aio.strategies import FixedWindowRateLimiter
+
+    from livegate.api.ratelimit import SweepingMemoryStorage
+
+    item = parse("3/minute")
+    theirs, ours = MemoryStorage(), SweepingMemoryStorage()
+    for storage in (theirs, ours):
+        limiter = FixedWindowRateLimiter(storage)
+        hits = [await limiter.hit(item, key) for key in ("a", "a", "b", "a", "a", "b")]
+        assert hits == [True, True, True, True, False, True]
+        stats = await limiter.get_window_stats(item, "a")
+        assert stats.remaining == 0 and stats.reset_time > time.time() + 50
+    assert ours.storage == theirs.storage
+    assert ours.expirations.keys() == theirs.expirations.keys()
 
 
 async def test_sweeping_memory_storage_counts_windows_like_limits() -> None:

@@ -906,3 +906,21 @@ def test_make_signer_and_strip_signature(tmp_path: Path) -> None:
         == "https://h/p?a=1&b=2"
     )
     assert strip_signature("https://h/p?msToken=x") == "https://h/p"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "text"),
+    [
+        ("text/html; charset=ISO-8859-1", "café"),
+        ('text/plain; Charset="latin-1"', "café"),
+        ("application/json", "caf\ufffd"),  # UTF-8 by default
+        ("text/html; charset=no-such-codec", "caf\ufffd"),
+    ],
+)
+def test_a_buffered_answer_decodes_with_its_charset(content_type: str, text: str) -> None:
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from livegate.tiktok.http import BufferedResponse
+
+    headers = CIMultiDictProxy(CIMultiDict({"Content-Type": content_type}))
+    assert BufferedResponse(200, headers, "café".encode("latin-1")).text == text

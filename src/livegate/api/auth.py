@@ -39,7 +39,7 @@ from livegate.api.ratelimit import Credential
 from livegate.db.changes import LOOK_EVERY, RemoteChanges
 from livegate.db.engine import Database
 from livegate.db.models import AccessToken, ApiKey, Grant, utcnow
-from livegate.oauth.bearer import extract_token
+from livegate.oauth.bearer import bearer_token
 from livegate.oauth.service import Caller, OAuthService, TokenRejected
 from livegate.secrets import ACCESS_TOKEN_PREFIX, API_KEY_PREFIX, digest
 
@@ -254,10 +254,11 @@ class Authenticator:
     # -- the request-level entry point ----------------------------------------------------
 
     async def authenticate(self, conn: HTTPConnection, scope: str) -> Principal:
-        token = extract_token(conn)  # type: ignore[arg-type]
-        api_key = conn.headers.get("x-api-key") or conn.query_params.get("apiKey") or None
+        found = _credential_headers(conn.scope["headers"])
+        token = bearer_token(found.get(b"authorization"), found.get(b"x-oauth-token"))
+        api_key = found.get(b"x-api-key") or conn.query_params.get("apiKey") or None
         api_key = api_key.strip() if api_key else None
-        cookie_header = conn.headers.get("x-cookie-header")
+        cookie_header = found.get(b"x-cookie-header")
         if token and cookie_header:
             raise bad_request(
                 "Send either an access token or x-cookie-header, not both: with a token "
@@ -296,6 +297,21 @@ class Authenticator:
         return Principal(
             caller=None, api_key=key_info, jar=own or None, vault_session=False, token_digest=None
         )
+
+
+_CREDENTIAL_HEADERS = frozenset(
+    {b"authorization", b"x-oauth-token", b"x-api-key", b"x-cookie-header"}
+)
+
+
+def _credential_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """The headers that carry credentials, each its first value, from one pass over the raw
+    pairs (ASGI names are lower-case): four `Headers.get` calls scanned them four times."""
+    found: dict[bytes, str] = {}
+    for name, value in raw:
+        if name in _CREDENTIAL_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
 
 
 def _refusal(revoked_at: dt.datetime | None, expires_at: dt.datetime, status: str) -> str | None:

@@ -279,10 +279,16 @@ def _error(exc: Exception) -> ApiError:
 
 class WebcastEdge:
     """The resource server's only layer around its router: security headers on every
-    answer, and `{code, message}` for anything a route lets escape (the router's 405)."""
+    answer, and `{code, message}` for anything a route lets escape (the router's 405).
 
-    def __init__(self, app: ASGIApp) -> None:
+    A request whose method and path name a route without path parameters goes straight to
+    that route's endpoint: the router would try each route's regex in turn to find it. The
+    router answers the rest (path parameters, WebSocket, 404, 405).
+    """
+
+    def __init__(self, app: ASGIApp, exact: dict[tuple[str, str], ASGIApp] | None = None) -> None:
         self.app = app
+        self.exact = exact or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -297,8 +303,13 @@ class WebcastEdge:
                 message["headers"] = with_security_headers(message.get("headers", ()))
             await send(message)
 
+        app = self.exact.get((scope["method"], scope["path"]))
+        if app is None:
+            app = self.app
+        else:
+            scope["path_params"] = {}
         try:
-            await self.app(scope, receive, send_secured)
+            await app(scope, receive, send_secured)
         except Exception as exc:
             if started:
                 raise
@@ -307,7 +318,14 @@ class WebcastEdge:
 
 def webcast_app() -> ASGIApp:
     """The `/webcast/*` router behind its edge."""
-    return WebcastEdge(Router(routes=ROUTES, default=_not_found))
+    exact: dict[tuple[str, str], ASGIApp] = {
+        (method, route.path): route.app
+        for route in ROUTES
+        if isinstance(route, Route) and not route.param_convertors
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    return WebcastEdge(Router(routes=ROUTES, default=_not_found), exact)
 
 
 def install(app: Gateway) -> WebcastApi:

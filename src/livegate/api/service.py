@@ -48,6 +48,26 @@ BULK_CONCURRENCY = 10
 Handler = Callable[[Principal], Awaitable[Response]]
 
 
+class FetchResponse(Response):
+    """A fetch result: the protobuf as TikTok sent it (push_server aside), the cookies for
+    the client (`X-Set-TT-Cookie`) and the room. The raw headers are built here directly:
+    Starlette's `init_headers` lower-cases, encodes and scans a dict of them on every poll."""
+
+    media_type = PROTOBUF
+
+    def __init__(self, body: bytes, set_tt_cookie: str, room_id: str) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", PROTOBUF.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-set-tt-cookie", set_tt_cookie.encode("latin-1")),
+            (b"x-room-id", room_id.encode("latin-1")),
+            (b"cache-control", b"no-store"),
+        ]
+
+
 def ok(payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse({"code": 200, "message": "ok", **payload})
 
@@ -182,11 +202,7 @@ class WebcastApi:
             }
         # TikTokLive refuses a fetch answer without X-Set-TT-Cookie; never send it empty.
         header = cookie_header(cookies) or "tt_chain_token="
-        return Response(
-            body,
-            media_type=PROTOBUF,
-            headers={"X-Set-TT-Cookie": header, "x-room-id": room, "Cache-Control": "no-store"},
-        )
+        return FetchResponse(body, header, room)
 
     async def _room_id(
         self, room_id: str | None, unique_id: str | None, jar: dict[str, str] | None

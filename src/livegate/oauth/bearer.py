@@ -8,13 +8,16 @@ from starlette.responses import JSONResponse
 
 def extract_token(request: Request) -> str | None:
     """`Authorization: Bearer <t>` (RFC 6750 §2.1) or `x-oauth-token: <t>` (the Euler SDKs)."""
-    auth = request.headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
+    return bearer_token(request.headers.get("authorization"), request.headers.get("x-oauth-token"))
+
+
+def bearer_token(authorization: str | None, x_oauth_token: str | None) -> str | None:
+    """The token of an `Authorization: Bearer` header, else of an `x-oauth-token` header."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    header = request.headers.get("x-oauth-token")
-    return header.strip() if header and header.strip() else None
+    return x_oauth_token.strip() if x_oauth_token and x_oauth_token.strip() else None
 
 
 def www_authenticate(error: str, description: str, scope: str | None = None) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar
@@ -33,6 +34,7 @@ DEFAULT_USER_AGENT = (
     "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
 MAX_CONNECTIONS = 200
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 
 
 def as_httpx_error(exc: BaseException) -> httpx.TransportError:
@@ -82,18 +84,26 @@ def _httpx_errors() -> Iterator[None]:
         _raise_as_httpx(exc)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BufferedResponse:
     """A whole upstream answer: status, headers (case-insensitive), decoded body."""
 
     status_code: int
     headers: CIMultiDictProxy[str]  # as aiohttp read them
     content: bytes
-    charset: str | None = None
+
+    @property
+    def charset(self) -> str | None:
+        """Content-Type's charset, read when a text is wanted: the fetch path never is."""
+        found = _CHARSET.search(self.headers.get("content-type", ""))
+        return found.group(1) if found else None
 
     @property
     def text(self) -> str:
-        return self.content.decode(self.charset or "utf-8", errors="replace")
+        try:
+            return self.content.decode(self.charset or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
         return json.loads(self.content)
@@ -173,7 +183,7 @@ class UpstreamTransport(AiohttpTransport):
                 body = await answer.read()  # decoded (gzip, deflate) by aiohttp
         except Exception as exc:
             _raise_as_httpx(exc)
-        return BufferedResponse(answer.status, answer.headers, body, answer.charset)
+        return BufferedResponse(answer.status, answer.headers, body)
 
 
 class UpstreamClient(httpx.AsyncClient):

@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 
@@ -284,13 +284,11 @@ class WebcastClient:
         client_enter: bool = True,
     ) -> FetchResult:
         ua = user_agent or DEFAULT_USER_AGENT
-        dynamic = urlencode(
-            {
-                "user_is_login": "true" if (cookies or {}).get("sessionid") else "false",
-                "room_id": room_id,
-                "cursor": cursor,
-                "internal_ext": internal_ext,
-            }
+        # What urlencode() of these four gives, byte for byte; the names need no quoting.
+        dynamic = (
+            f"user_is_login={'true' if cookies and cookies.get('sessionid') else 'false'}"
+            f"&room_id={quote_plus(room_id)}&cursor={quote_plus(cursor)}"
+            f"&internal_ext={quote_plus(internal_ext)}"
         )
         query = f"{browser_query(ua)}&{dynamic}&{_FETCH_CONSTANTS}"
         if client_enter:
