@@ -62,8 +62,24 @@ def test_splicing_push_server_equals_re_encoding(
 
 @pytest.mark.parametrize(
     "body",
-    [b"\x0a\x05ab", b"\x80", b"\x00\x01", b"\x0b\x01", b"\x11\x01\x02"],
-    ids=["short-length", "truncated-varint", "field-0", "group", "short-fixed64"],
+    [
+        b"\x0a\x05ab",
+        b"\x80",
+        b"\x00\x01",
+        b"\x0b\x01",
+        b"\x11\x01\x02",
+        b"\x08\x80\x80",
+        b"\x08" + b"\xff" * 10 + b"\x01",
+    ],
+    ids=[
+        "short-length",
+        "truncated-key",
+        "field-0",
+        "group",
+        "short-fixed64",
+        "truncated-varint-value",
+        "11-byte-varint-value",
+    ],
 )
 def test_broken_bodies_do_not_walk(body: bytes) -> None:
     with pytest.raises(ValueError):
