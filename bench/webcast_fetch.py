@@ -10,7 +10,8 @@ targets interleaved in 20 rounds, each target's block in a round opened by 2 unt
   direct+session  the same im/fetch, signed with a simulator session (Cookie: sessionid=...)
   token           GET {gateway}/webcast/fetch?room_id=...  Bearer     (session from the vault;
                                                               push_server rewritten)
-  floor           the direct request through a bare uvicorn + aiohttp pass-through: the least
+  floor           the direct request through a bare uvicorn pass-through on livegate's upstream
+                  connection pool (tiktok/connections.py): the least
                   any Python proxy hop adds on this machine
   direct again    `direct` once more, last in each round: its "+" is the benchmark's own noise
 
@@ -56,12 +57,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
-from urllib.parse import urlencode
+from urllib.parse import SplitResult, urlencode, urlsplit
 
 import httptools
 import httpx
 import uvloop
-from yarl import URL
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -94,26 +94,26 @@ from livegate.simulator.app import create_simulator_app
 uvicorn.run(create_simulator_app(), host="127.0.0.1", port=int(sys.argv[1]),
             access_log=False, log_level="warning")
 """
-# The floor: the least a Python pass-through on the same stack (uvicorn, uvloop, aiohttp client)
-# adds. No auth, no limits, no checks: it forwards the request line and headers verbatim.
+# The floor: the least a Python pass-through on the same stack (uvicorn, uvloop, livegate's
+# upstream connection pool) adds. No auth, no limits, no checks: it forwards the request line
+# and headers verbatim.
 FLOOR_MAIN = """
-import sys, aiohttp, uvicorn
-from yarl import URL
+import sys, uvicorn
+from livegate.tiktok.connections import ConnectionPool, encode_head, split_url
 upstream = sys.argv[2]
-session = None
+pool = ConnectionPool()
 async def app(scope, receive, send):
-    global session
     if scope["type"] != "http":
         return
-    if session is None:
-        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-    url = URL(upstream + scope["path"] + "?" + scope["query_string"].decode(), encoded=True)
-    headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k != b"host"]
-    async with session.get(url, headers=headers) as r:
-        body = await r.read()
-    await send({"type": "http.response.start", "status": r.status,
+    url = upstream + scope["raw_path"].decode() + "?" + scope["query_string"].decode()
+    origin, host, target = split_url(url)
+    headers = [("Host", host)]
+    headers += [(k.decode(), v.decode()) for k, v in scope["headers"] if k != b"host"]
+    head = encode_head(f"GET {target} HTTP/1.1\\r\\n", headers)
+    answer = await pool.send(origin, head, connect_timeout=2, read_timeout=10)
+    await send({"type": "http.response.start", "status": answer.status,
                 "headers": [(b"content-type", b"application/x-protobuf")]})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": answer.body})
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=False,
             log_level="warning", lifespan="off")
 """
@@ -378,10 +378,10 @@ class _Connection(asyncio.Protocol):
             return await self.answer
 
 
-async def _connect(target: URL) -> _Connection:
+async def _connect(target: SplitResult) -> _Connection:
     loop = asyncio.get_running_loop()
     _, conn = await loop.create_connection(
-        _Connection, target.host or "127.0.0.1", target.port or 80
+        _Connection, target.hostname or "127.0.0.1", target.port or 80
     )
     return conn
 
@@ -404,8 +404,8 @@ async def measure(
     """
     latencies: list[float] = []
     errors: list[str] = []
-    target = URL(url, encoded=True)
-    lines = [f"GET {target.raw_path_qs} HTTP/1.1", f"Host: {target.raw_authority}"]
+    target = urlsplit(url)
+    lines = [f"GET {target.path or '/'}?{target.query} HTTP/1.1", f"Host: {target.netloc}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     conns = list(await asyncio.gather(*(_connect(target) for _ in range(concurrency))))

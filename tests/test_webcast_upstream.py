@@ -918,9 +918,7 @@ def test_make_signer_and_strip_signature(tmp_path: Path) -> None:
     ],
 )
 def test_a_buffered_answer_decodes_with_its_charset(content_type: str, text: str) -> None:
-    from multidict import CIMultiDict, CIMultiDictProxy
-
     from livegate.tiktok.http import BufferedResponse
 
-    headers = CIMultiDictProxy(CIMultiDict({"Content-Type": content_type}))
+    headers = [(b"content-type", content_type.encode())]
     assert BufferedResponse(200, headers, "café".encode("latin-1")).text == text

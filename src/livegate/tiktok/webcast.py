@@ -308,7 +308,7 @@ class WebcastClient:
             body = response.content
             if not body:
                 raise UpstreamEmpty("im/fetch: TikTok returned an empty body")
-            ctype = response.headers.get("content-type", "")
+            ctype = response.header("content-type") or ""
             # '{' (field 15, start-group) and '<' (field 7, end-group) never begin a valid
             # ProtoMessageFetchResult, so these are JSON or HTML whatever the header says.
             if "json" in ctype or body[:1] == b"{":

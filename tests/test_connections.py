@@ -1,0 +1,288 @@
+"""The upstream connection pool (tiktok/connections.py) and the client on it (tiktok/http.py),
+against a raw TCP peer whose every answer byte the test chooses."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from livegate.config import Settings
+from livegate.tiktok.connections import split_url
+from livegate.tiktok.http import UpstreamClient, decoded, make_http_client
+
+
+@dataclass
+class Peer:
+    """Answers the n-th request it reads (over all connections) with `script(n, head)`: bytes
+    to send, with `close` after them, or None to hang up without an answer."""
+
+    script: Callable[[int, bytes], tuple[bytes | None, bool]]
+    url: str = ""
+    connections: int = 0
+    requests: list[bytes] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    hold: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                self.bodies.append(await reader.readexactly(length))
+                self.requests.append(head)
+                answer, close = self.script(len(self.requests) - 1, head)
+                if answer == b"hold":
+                    await self.hold.wait()
+                    answer = ok(b"late")
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+
+def ok(body: bytes, *extra: bytes) -> bytes:
+    headers = b"".join(h + b"\r\n" for h in extra)
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), headers, body)
+
+
+async def serve(
+    script: Callable[[int, bytes], tuple[bytes | None, bool]],
+) -> tuple[Peer, asyncio.Server]:
+    peer = Peer(script)
+    server = await asyncio.start_server(peer.handle, "127.0.0.1", 0)
+    peer.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    return peer, server
+
+
+@pytest.fixture
+async def http(tmp_path: Path) -> AsyncIterator[UpstreamClient]:
+    async with make_http_client(Settings(data_dir=tmp_path, upstream_timeout=1.0)) as client:
+        yield client
+
+
+async def test_keep_alive_reuses_one_connection(http: UpstreamClient) -> None:
+    peer, server = await serve(lambda n, _: (ok(b"answer %d" % n), False))
+    async with server:
+        for n in range(3):
+            got = await http.send_buffered("GET", f"{peer.url}/p?n={n}", {"Accept": "*/*"})
+            assert (got.status_code, got.content) == (200, b"answer %d" % n)
+        assert (await http.get(f"{peer.url}/q")).content == b"answer 3"
+    assert peer.connections == 1
+    first = peer.requests[0].decode()
+    assert first.startswith("GET /p?n=0 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert "\r\nAccept: */*\r\n" in first and "\r\nAccept-Encoding: gzip, deflate\r\n" in first
+
+
+async def test_the_query_goes_out_byte_for_byte(http: UpstreamClient) -> None:
+    peer, server = await serve(lambda n, _: (ok(b"x"), False))
+    query = "a=1%2C2&b=%7E~&X-Bogus=DFSz+x&empty=&"
+    async with server:
+        await http.send_buffered("GET", f"{peer.url}/webcast/im/fetch/?{query}#frag", {})
+        await http.send_buffered("GET", f"{peer.url}?only=query", {})
+        await http.send_buffered("GET", peer.url, {})
+    lines = [r.split(b"\r\n", 1)[0] for r in peer.requests]
+    assert lines == [
+        f"GET /webcast/im/fetch/?{query} HTTP/1.1".encode(),
+        b"GET /?only=query HTTP/1.1",
+        b"GET / HTTP/1.1",
+    ]
+
+
+async def test_a_connection_the_peer_closed_is_not_reused(http: UpstreamClient) -> None:
+    # The peer hangs up after each answer without saying so (as an idle timeout does).
+    peer, server = await serve(lambda n, _: (ok(b"a%d" % n), True))
+    async with server:
+        first = await http.send_buffered("GET", f"{peer.url}/", {})
+        await _until(lambda: all(c.closed for c in _idle(http)))
+        second = await http.send_buffered("GET", f"{peer.url}/", {})
+    assert (first.content, second.content) == (b"a0", b"a1")
+    assert peer.connections == 2
+
+
+async def test_connection_close_answer_is_not_reused(http: UpstreamClient) -> None:
+    peer, server = await serve(lambda n, _: (ok(b"c%d" % n, b"Connection: close"), False))
+    async with server:
+        assert (await http.send_buffered("GET", f"{peer.url}/", {})).content == b"c0"
+        assert (await http.send_buffered("GET", f"{peer.url}/", {})).content == b"c1"
+    assert peer.connections == 2
+
+
+async def test_chunked_and_until_close_bodies(http: UpstreamClient) -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    )
+    until_close = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end"
+    answers = [(chunked, False), (until_close, True)]
+    peer, server = await serve(lambda n, _: answers[n])
+    async with server:
+        assert (await http.send_buffered("GET", f"{peer.url}/", {})).content == b"hello world"
+        assert (await http.send_buffered("GET", f"{peer.url}/", {})).content == b"to the end"
+    assert peer.connections == 1
+
+
+async def test_interim_answer_is_skipped(http: UpstreamClient) -> None:
+    answer = b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"final")
+    peer, server = await serve(lambda n, _: (answer, False))
+    async with server:
+        got = await http.send_buffered("POST", f"{peer.url}/chat", {}, b"content=hi")
+    assert (got.status_code, got.content) == (200, b"final")
+    assert peer.bodies == [b"content=hi"]
+    assert b"\r\nContent-Length: 10\r\n" in peer.requests[0]
+
+
+async def test_head_answer_ends_at_its_headers(http: UpstreamClient) -> None:
+    peer, server = await serve(
+        lambda n, _: (b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n", False)
+    )
+    async with server:
+        got = await http.head(f"{peer.url}/")
+    assert (got.status_code, got.headers["content-length"], got.content) == (200, "500", b"")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Evil": "a\r\nInjected: 1"},
+        {"X-Evil": "a\nInjected: 1"},
+        {"X-Evil": "a\rb"},
+        {"X-Evil\r\nInjected": "1"},
+        {"X-Nul": "a\x00b"},
+    ],
+)
+async def test_a_header_that_would_smuggle_a_line_is_refused(
+    http: UpstreamClient, headers: dict[str, str]
+) -> None:
+    peer, server = await serve(lambda n, _: (ok(b"x"), False))
+    async with server:
+        with pytest.raises(httpx.LocalProtocolError):
+            await http.send_buffered("GET", f"{peer.url}/", headers)
+        with pytest.raises(httpx.LocalProtocolError):
+            await http.get(f"{peer.url}/", headers=headers)
+        for target in ("/a b", "/caf\u00e9", "/a\r\nInjected: 1"):
+            with pytest.raises(httpx.LocalProtocolError):
+                await http.send_buffered("GET", f"{peer.url}{target}", {})
+    assert peer.requests == []
+
+
+async def test_slow_answer_is_read_timeout_and_the_connection_dropped(tmp_path: Path) -> None:
+    answers: list[tuple[bytes | None, bool]] = [(b"hold", False), (ok(b"fresh"), False)]
+    peer, server = await serve(lambda n, _: answers[n])
+    settings = Settings(data_dir=tmp_path, upstream_timeout=0.3)
+    async with server, make_http_client(settings) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.send_buffered("GET", f"{peer.url}/", {})
+        peer.hold.set()  # the late answer must not be taken for the next request's
+        got = await http.send_buffered("GET", f"{peer.url}/", {})
+    assert got.content == b"fresh"
+    assert peer.connections == 2
+
+
+async def test_cancelled_exchange_never_hands_its_answer_to_the_next(
+    http: UpstreamClient,
+) -> None:
+    answers: list[tuple[bytes | None, bool]] = [(b"hold", False), (ok(b"mine"), False)]
+    peer, server = await serve(lambda n, _: answers[n])
+    async with server:
+        task = asyncio.ensure_future(http.send_buffered("GET", f"{peer.url}/", {}))
+        await _until(lambda: len(peer.requests) == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        peer.hold.set()
+        assert (await http.send_buffered("GET", f"{peer.url}/", {})).content == b"mine"
+    assert peer.connections == 2
+
+
+async def test_refused_connection_is_connect_error(http: UpstreamClient) -> None:
+    from tests.servers import free_port
+
+    with pytest.raises(httpx.ConnectError):
+        await http.send_buffered("GET", f"http://127.0.0.1:{free_port()}/", {})
+    with pytest.raises(httpx.ConnectError):
+        await http.get(f"http://127.0.0.1:{free_port()}/")
+
+
+async def test_gzip_through_either_api_is_decoded_once(http: UpstreamClient) -> None:
+    packed = gzip.compress(b"protobuf bytes")
+    peer, server = await serve(lambda n, _: (ok(packed, b"Content-Encoding: gzip"), False))
+    async with server:
+        assert (await http.send_buffered("GET", f"{peer.url}/", {})).content == b"protobuf bytes"
+        assert (await http.get(f"{peer.url}/")).content == b"protobuf bytes"
+
+
+def test_decoded_undoes_each_encoding() -> None:
+    body = b"payload " * 20
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    assert decoded(body, None) == body and decoded(body, "identity") == body
+    assert decoded(gzip.compress(body), "GZIP") == body
+    assert decoded(zlib.compress(body), "deflate") == body
+    assert decoded(raw_deflate.compress(body) + raw_deflate.flush(), "deflate") == body
+    assert decoded(zlib.compress(gzip.compress(body)), "gzip, deflate") == body
+    with pytest.raises(httpx.DecodingError):
+        decoded(gzip.compress(body)[:-12], "gzip")  # cut short
+    with pytest.raises(httpx.DecodingError):
+        decoded(b"not gzip at all", "gzip")
+    with pytest.raises(httpx.DecodingError):
+        decoded(body, "br")  # never asked for
+
+
+@pytest.mark.parametrize(
+    ("url", "origin", "host", "target"),
+    [
+        ("https://webcast.tiktok.com/webcast/im/fetch/?a=1", ("https", "webcast.tiktok.com", 443),
+         "webcast.tiktok.com", "/webcast/im/fetch/?a=1"),
+        ("http://127.0.0.1:8080", ("http", "127.0.0.1", 8080), "127.0.0.1:8080", "/"),
+        ("HTTP://h:81?q=1#f", ("http", "h", 81), "h:81", "/?q=1"),
+        ("http://[::1]:9/x", ("http", "::1", 9), "[::1]:9", "/x"),
+        ("https://[2001:db8::1]/", ("https", "2001:db8::1", 443), "[2001:db8::1]", "/"),
+    ],
+)  # fmt: skip
+def test_split_url(url: str, origin: tuple[str, str, int], host: str, target: str) -> None:
+    assert split_url(url) == (origin, host, target)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://h/x", "h/x", "http://user:pw@h/", "http://h:0/", "http://h:99999/", "http://h:x/",
+     "http://:80/", "http://[::1/", "http://[::1]x/"],
+)  # fmt: skip
+def test_split_url_refuses(url: str) -> None:
+    with pytest.raises(httpx.UnsupportedProtocol):
+        split_url(url)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _idle(http: UpstreamClient) -> list[Any]:
+    return [c for conns in http.pool._idle.values() for c in conns]
+
+
+async def _until(condition: Callable[[], bool], deadline: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not condition():
+        assert loop.time() < end, "condition not met in time"
+        await asyncio.sleep(0.01)
