@@ -120,6 +120,23 @@ async def test_a_connection_the_peer_closed_is_not_reused(http: UpstreamClient) 
     assert peer.connections == 2
 
 
+async def test_idle_connections_past_keepalive_are_closed(http: UpstreamClient) -> None:
+    from livegate.tiktok.connections import KEEPALIVE
+
+    peer, server = await serve(lambda n, _: (ok(b"b%d" % n), False))
+    async with server:
+        burst = [http.send_buffered("GET", f"{peer.url}/", {}) for _ in range(3)]
+        assert sorted(r.content for r in await asyncio.gather(*burst)) == [b"b0", b"b1", b"b2"]
+        old = _idle(http)
+        assert len(old) == 3
+        for conn in old[:2]:
+            conn.idle_since -= KEEPALIVE + 1
+        assert (await http.send_buffered("GET", f"{peer.url}/", {})).content == b"b3"
+        assert _idle(http) == [old[2]]
+        assert all(conn.transport.is_closing() for conn in old[:2])
+    assert peer.connections == 3
+
+
 async def test_connection_close_answer_is_not_reused(http: UpstreamClient) -> None:
     peer, server = await serve(lambda n, _: (ok(b"c%d" % n, b"Connection: close"), False))
     async with server:

@@ -23,7 +23,6 @@ from starlette.websockets import WebSocket
 
 from livegate.api.auth import Principal
 from livegate.api.errors import ApiError
-from livegate.api.perf import cache_missing_sniffio
 from livegate.api.ratelimit import CALLS, CONNECT
 from livegate.api.schemas import BulkLiveCheckBody, ChatBody, FetchBody, RankingsBody, json_body
 from livegate.api.service import WebcastApi
@@ -330,7 +329,6 @@ def webcast_app() -> ASGIApp:
 
 def install(app: Gateway) -> WebcastApi:
     """Build the webcast API on `app.state` (settings, db, oauth, http); serve `/webcast/`."""
-    cache_missing_sniffio()
     state = app.state
     webcast = getattr(state, "webcast", None)
     if webcast is None:

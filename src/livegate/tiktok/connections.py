@@ -265,6 +265,9 @@ class ConnectionPool:
         while idle:
             conn = idle.pop()
             if conn.usable(now):
+                # The oldest are left by a burst that is over: closed here, not kept open.
+                while idle and not idle[0].usable(now):
+                    idle.pop(0).close()
                 return conn
             conn.close()
         return None
