@@ -209,7 +209,7 @@ async def test_slow_answer_is_read_timeout_and_the_connection_dropped(tmp_path: 
     settings = Settings(data_dir=tmp_path, upstream_timeout=0.3)
     async with server, make_http_client(settings) as http:
         with pytest.raises(httpx.ReadTimeout):
-            await http.send_buffered("GET", f"{peer.url}/", {})
+            await http.get(f"{peer.url}/")
         peer.hold.set()  # the late answer must not be taken for the next request's
         got = await http.send_buffered("GET", f"{peer.url}/", {})
     assert got.content == b"fresh"
@@ -303,3 +303,36 @@ async def _until(condition: Callable[[], bool], deadline: float = 5.0) -> None:
     while not condition():
         assert loop.time() < end, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+async def test_requests_beyond_the_limit_wait_for_a_slot() -> None:
+    from livegate.tiktok.connections import ConnectionPool, encode_head
+
+    peer, server = await serve(lambda n, _: (b"hold", False))
+    pool = ConnectionPool(max_connections=2)
+    origin, host, _ = split_url(peer.url)
+    head = encode_head("GET / HTTP/1.1\r\n", [("Host", host)])
+    async with server:
+        tasks = [
+            asyncio.ensure_future(pool.send(origin, head, connect_timeout=1, read_timeout=5))
+            for _ in range(5)
+        ]
+        await _until(lambda: len(peer.requests) == 2 and len(pool._waiting) == 3)
+        assert pool._in_flight == 2
+        tasks[4].cancel()  # a waiter given up on takes no slot with it
+        await _until(lambda: len(pool._waiting) == 2)
+        peer.hold.set()
+        answers = await asyncio.gather(*tasks[:4])
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[4]
+        pool.close()
+    assert [a.body for a in answers] == [b"late"] * 4
+    assert (pool._in_flight, len(peer.requests), peer.connections) == (0, 4, 2)
+
+
+def test_ticket_ids_are_distinct_hex_across_batches() -> None:
+    from livegate.api.wsproxy import _RANDOM_BATCH, TICKET_BYTES, _random_id
+
+    ids = [_random_id() for _ in range(3 * _RANDOM_BATCH // TICKET_BYTES)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 2 * TICKET_BYTES and int(i, 16) >= 0 for i in ids)

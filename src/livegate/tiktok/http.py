@@ -148,7 +148,7 @@ class UpstreamClient(httpx.AsyncClient):
         timeout = httpx.Timeout(
             settings.upstream_timeout, connect=min(2.0, settings.upstream_timeout)
         )
-        self.connect_timeout, self.read_timeout = timeout.connect, timeout.read
+        self.connect_timeout = timeout.connect
         super().__init__(
             transport=PooledTransport(self.pool),
             timeout=timeout,
@@ -162,7 +162,10 @@ class UpstreamClient(httpx.AsyncClient):
     async def send_buffered(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None = None
     ) -> BufferedResponse:
-        """`method url` with exactly `headers` (none of the client's), answer read whole."""
+        """`method url` with exactly `headers` (none of the client's), answer read whole.
+
+        No read timeout of its own: the one caller, WebcastClient, bounds each call with its
+        own deadline (one timer per poll instead of two)."""
         origin, host, target = split_url(url)
         lines = [("Host", host), *headers.items(), ("Accept-Encoding", ACCEPT_ENCODING)]
         if content is not None:
@@ -172,7 +175,7 @@ class UpstreamClient(httpx.AsyncClient):
             origin,
             head + content if content else head,
             connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
+            read_timeout=None,
             bodyless=method == "HEAD",
         )
         response = BufferedResponse(answer.status, answer.headers, answer.body)

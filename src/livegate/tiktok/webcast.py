@@ -226,7 +226,6 @@ class WebcastClient:
             if method != "GET":
                 raise
             response = await self.http.send_buffered(method, signed.url, headers, content)
-        log.debug("upstream %s %s -> %s", method, path, response.status_code)
         return response
 
     def _check_http(self, response: BufferedResponse, what: str) -> None:
