@@ -336,3 +336,62 @@ def test_ticket_ids_are_distinct_hex_across_batches() -> None:
     ids = [_random_id() for _ in range(3 * _RANDOM_BATCH // TICKET_BYTES)]
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 2 * TICKET_BYTES and int(i, 16) >= 0 for i in ids)
+
+
+async def test_https_verifies_the_certificate_and_reuses_the_connection(tmp_path: Path) -> None:
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from livegate.tiktok.connections import ConnectionPool, encode_head
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = tmp_path / "cert.pem"
+    key_pem = tmp_path / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert_pem, key_pem)
+    peer = Peer(lambda n, _: (ok(b"secure %d" % n), False))
+    server = await asyncio.start_server(peer.handle, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    trusting = ssl.create_default_context(cafile=str(cert_pem))
+    async with server:
+        origin, host, target = split_url(f"https://localhost:{port}/x?a=1")
+        assert origin == ("https", "localhost", port)
+        head = encode_head(f"GET {target} HTTP/1.1\r\n", [("Host", host)])
+        pool = ConnectionPool(tls=trusting)
+        answers = [
+            await pool.send(origin, head, connect_timeout=2, read_timeout=2) for _ in range(2)
+        ]
+        pool.close()
+        with pytest.raises(httpx.ConnectError):  # the system store does not know this cert
+            await ConnectionPool().send(origin, head, connect_timeout=2, read_timeout=2)
+    assert [a.body for a in answers] == [b"secure 0", b"secure 1"]
+    assert peer.requests[0].startswith(b"GET /x?a=1 HTTP/1.1\r\nHost: localhost:")
+    # Both requests on one TLS connection; the refused handshake never reached the peer.
+    assert (peer.connections, len(peer.requests)) == (1, 2)

@@ -224,14 +224,16 @@ class _Connection(asyncio.Protocol):
 class ConnectionPool:
     """Idle keep-alive connections per origin, most recently used first."""
 
-    def __init__(self, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self, max_connections: int = MAX_CONNECTIONS, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._idle: dict[Origin, list[_Connection]] = {}
         # A counter, not an asyncio.Semaphore: its acquire and release coroutines were a
         # measurable share of a proxied fetch, and the limit is almost never reached.
         self._max = max_connections
         self._in_flight = 0
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = tls  # None: the system's trust store, made on the first https request
 
     async def send(
         self,
