@@ -173,16 +173,19 @@ class _Connection(asyncio.Protocol):
 
     # -- the pool's side ------------------------------------------------------------------
 
-    def exchange(self, request: bytes, timeout: float | None, *, bodyless: bool) -> None:
-        """Start one request; its answer arrives on `self.waiter`."""
+    def exchange(
+        self, request: bytes, timeout: float | None, *, bodyless: bool
+    ) -> asyncio.Future[Answer]:
+        """Start one request; its answer, or the failure, arrives on the future returned."""
         assert self.transport is not None
-        self.waiter = self.loop.create_future()
+        self.waiter = waiter = self.loop.create_future()
         self.headers, self.body = [], []
         self.headers_done = False
         self.bodyless = bodyless
         if timeout is not None:
             self.timer = self.loop.call_later(timeout, self._timed_out)
         self.transport.write(request)
+        return waiter
 
     def usable(self, now: float) -> bool:
         return (
@@ -253,9 +256,7 @@ class ConnectionPool:
         try:
             conn = self._idle_connection(origin) or await self._connect(origin, connect_timeout)
             try:
-                conn.exchange(request, read_timeout, bodyless=bodyless)
-                assert conn.waiter is not None
-                answer = await conn.waiter
+                answer = await conn.exchange(request, read_timeout, bodyless=bodyless)
             except BaseException:
                 conn.close()  # cancelled or failed mid-exchange: its state is unknown
                 raise
