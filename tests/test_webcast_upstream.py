@@ -13,12 +13,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
 import websockets
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from hypothesis import given
+from hypothesis import strategies as st
 from TikTokLive.client.web.web_settings import WebDefaults
 from TikTokLive.client.ws.ws_client import WebcastWSClient
 from TikTokLive.client.ws.ws_utils import build_webcast_uri
@@ -54,7 +57,7 @@ from livegate.tiktok.signer import (
     make_signer,
     strip_signature,
 )
-from livegate.tiktok.webcast import FetchResult, LiveState, WebcastClient
+from livegate.tiktok.webcast import FetchResult, LiveState, WebcastClient, _quoted
 from tests.servers import ServerThread
 
 T = TypeVar("T")
@@ -922,3 +925,8 @@ def test_a_buffered_answer_decodes_with_its_charset(content_type: str, text: str
 
     headers = [(b"content-type", content_type.encode())]
     assert BufferedResponse(200, headers, "café".encode("latin-1")).text == text
+
+
+@given(st.text(max_size=30) | st.from_regex(r"[A-Za-z0-9_.~-]{0,20}", fullmatch=True))
+def test_fetch_query_values_are_quoted_as_quote_plus_would(value: str) -> None:
+    assert _quoted(value) == quote_plus(value)

@@ -121,3 +121,30 @@ def test_the_simulator_assembles_results_as_the_proto_encoder_would(
     assert assembled == expected
     decoded = ProtoMessageFetchResult().parse(assembled)
     assert [m.msg_id for m in decoded.messages] == [c.msg_id for c in comments]
+
+
+@settings(max_examples=200, deadline=None)
+@given(results, st.frozensets(st.integers(min_value=1, max_value=13), max_size=4))
+def test_a_walk_that_keeps_some_numbers_keeps_exactly_those(
+    result: ProtoMessageFetchResult, keep: frozenset[int]
+) -> None:
+    body = bytes(result)
+    assert wire.fields(body, keep) == [f for f in wire.fields(body) if f.number in keep]
+
+
+@pytest.mark.parametrize(
+    ("body", "walks"),
+    [
+        (b"\x0a\x00\x12\x01a", True),  # fields 1 and 2, both length-delimited
+        (b"\x08\x01\x12\x01a", False),  # field 1 as a varint
+        (b"\x12\x01a\x15\x00\x00\x00\x00", False),  # field 2 as fixed32
+        (b"\x18\x01\x12\x01a", True),  # field 3 is not framed: any wire type
+    ],
+)
+def test_framed_numbers_must_be_length_delimited(body: bytes, walks: bool) -> None:
+    assert wire.fields(body)  # the plain walk accepts every one of them
+    if walks:
+        assert wire.fields(body, framed={1, 2}) == wire.fields(body)
+    else:
+        with pytest.raises(ValueError, match="not length-delimited"):
+            wire.fields(body, framed={1, 2})

@@ -37,7 +37,7 @@ def with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[
     fetch path included, and that was 5% of its CPU.
     """
     raw = list(headers)
-    present = {name.lower() for name, _ in raw}
+    present = dict(raw)  # ASGI header names are lower-case (the spec says so)
     raw += [pair for pair in _SECURITY_HEADERS if pair[0] not in present]
     return raw
 

@@ -35,6 +35,7 @@ from starlette.requests import HTTPConnection
 
 from livegate.api.errors import ApiError, bad_request, insufficient_scope, invalid_token
 from livegate.api.errors import no_credentials as no_credentials_error
+from livegate.api.query import query_params
 from livegate.api.ratelimit import Credential
 from livegate.db.changes import LOOK_EVERY, RemoteChanges
 from livegate.db.engine import Database
@@ -256,7 +257,7 @@ class Authenticator:
     async def authenticate(self, conn: HTTPConnection, scope: str) -> Principal:
         found = _credential_headers(conn.scope["headers"])
         token = bearer_token(found.get(b"authorization"), found.get(b"x-oauth-token"))
-        api_key = found.get(b"x-api-key") or conn.query_params.get("apiKey") or None
+        api_key = found.get(b"x-api-key") or query_params(conn).get("apiKey") or None
         api_key = api_key.strip() if api_key else None
         cookie_header = found.get(b"x-cookie-header")
         if token and cookie_header:

@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 
 from livegate.api.auth import Principal
 from livegate.api.errors import ApiError
+from livegate.api.query import query_params
 from livegate.api.ratelimit import CALLS, CONNECT
 from livegate.api.schemas import BulkLiveCheckBody, ChatBody, FetchBody, RankingsBody, json_body
 from livegate.api.service import WebcastApi
@@ -50,7 +51,7 @@ def _flag(value: str | None, default: bool = True) -> bool:
 
 
 async def fetch(request: Request) -> Response:
-    api, q = _api(request), request.query_params
+    api, q = _api(request), query_params(request)
 
     async def handler(p: Principal) -> Response:
         return await api.fetch(
@@ -88,7 +89,7 @@ async def fetch_post(request: Request) -> Response:
 
 
 async def connect(request: Request) -> Response:
-    api, q = _api(request), request.query_params
+    api, q = _api(request), query_params(request)
     room_id = request.path_params["room_id"]
 
     async def handler(p: Principal) -> Response:
@@ -114,7 +115,7 @@ async def room_id(request: Request) -> Response:
     api = _api(request)
 
     async def handler(p: Principal) -> Response:
-        return await api.room_id(p, request.query_params.get("unique_id"))
+        return await api.room_id(p, query_params(request).get("unique_id"))
 
     return await api.run(
         request, route="GET /webcast/room_id", scope=FETCH, category=CALLS, handler=handler
@@ -125,7 +126,7 @@ async def room_info(request: Request) -> Response:
     api = _api(request)
 
     async def handler(p: Principal) -> Response:
-        return await api.room_info(p, request.query_params.get("room_id"))
+        return await api.room_info(p, query_params(request).get("room_id"))
 
     return await api.run(
         request, route="GET /webcast/room_info", scope=FETCH, category=CALLS, handler=handler
@@ -161,7 +162,7 @@ async def bulk_live_check(request: Request) -> Response:
 
 
 async def rankings(request: Request) -> Response:
-    api, q = _api(request), request.query_params
+    api, q = _api(request), query_params(request)
 
     async def handler(p: Principal) -> Response:
         return await api.rankings(p, q.get("region", "US"), q.get("rank_type", "DAILY_RANK"))

@@ -105,8 +105,6 @@ def session_expired(jar: Mapping[str, str], now: datetime | None = None) -> bool
     return expiry <= (now or datetime.now(UTC))
 
 
-_BAD_NAME_CHARS = "=;, \t\r\n"
-_BAD_VALUE_CHARS = ";\r\n"
 # RFC 6265 cookie-octets: no whitespace, quote, comma, semicolon or backslash.
 _COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
 
@@ -116,10 +114,17 @@ def plain_cookie_value(value: str) -> bool:
     return _COOKIE_OCTETS.fullmatch(value) is not None
 
 
-def _has_any(text: str, chars: str) -> bool:
-    # `in` per character, not a regex: session jars hold kilobytes of values, and a regex
-    # scan of them was 5% of a fetch's CPU.
-    return any(c in text for c in chars)
+_BAD_NAME = re.compile(r"[=;, \t\r\n]")  # in a cookie name; a value may not hold ; CR LF
+
+
+def _clean_name(text: str) -> bool:
+    return _BAD_NAME.search(text) is None
+
+
+def _clean_value(text: str) -> bool:
+    # Three `in` scans, not a regex: session jars hold kilobytes of values, and a regex scan
+    # of them was 5% of a fetch's CPU.
+    return ";" not in text and "\r" not in text and "\n" not in text
 
 
 def cookie_header(jar: Mapping[str, str]) -> str:
@@ -130,19 +135,13 @@ def cookie_header(jar: Mapping[str, str]) -> str:
     """
     names, values = jar.keys(), jar.values()
     if (  # as a rule every cookie is clean: checked all at once
-        all(names)
-        and all(values)
-        and not _has_any("".join(names), _BAD_NAME_CHARS)
-        and not _has_any("".join(values), _BAD_VALUE_CHARS)
+        all(names) and all(values) and _clean_name("".join(names)) and _clean_value("".join(values))
     ):
-        return "; ".join(f"{name}={value}" for name, value in jar.items())
+        return "; ".join(map("=".join, jar.items()))  # no bytecode per cookie
     return "; ".join(
         f"{name}={value}"
         for name, value in jar.items()
-        if name
-        and value
-        and not _has_any(name, _BAD_NAME_CHARS)
-        and not _has_any(value, _BAD_VALUE_CHARS)
+        if name and value and _clean_name(name) and _clean_value(value)
     )
 
 

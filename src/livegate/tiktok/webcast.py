@@ -55,6 +55,10 @@ AGE_RESTRICTED_CODES = frozenset({STATUS_PARAMS_ERROR, STATUS_ROOM_RESTRICTED})
 FETCH_MESSAGES_FIELD = 1
 FETCH_CURSOR_FIELD = 2
 FETCH_PUSH_SERVER_FIELD = 10
+# What the walk of each fetch result keeps (the cursor, and push_server for the splice), and
+# the fields it refuses in any other wire type: one pass over every message's field.
+_FETCH_KEPT = frozenset({FETCH_CURSOR_FIELD, FETCH_PUSH_SERVER_FIELD})
+_FETCH_FRAMED = frozenset({FETCH_MESSAGES_FIELD, FETCH_CURSOR_FIELD})
 # api-live/user/room's statusCode for an unknown uniqueId (message "user_not_found").
 STATUS_USER_NOT_FOUND = 19881007
 
@@ -85,7 +89,7 @@ class FetchResult:
     body: bytes  # the raw ProtoMessageFetchResult, exactly as TikTok sent it
     set_cookies: dict[str, str]  # what TikTok set (ttwid, msToken...), for X-Set-TT-Cookie
     room_id: str
-    top: list[wire.Field]  # body's top-level fields, walked once here for every later use
+    top: list[wire.Field]  # body's top-level cursor and push_server fields, walked once here
 
     def x_set_tt_cookie(self) -> str:
         """`set_cookies` as the `X-Set-TT-Cookie` value TikTokLive parses with SimpleCookie."""
@@ -137,6 +141,15 @@ def browser_params(user_agent: str) -> dict[str, str]:
 def browser_query(user_agent: str) -> str:
     """`browser_params` URL-encoded, once per user agent: the fetch path sends it every poll."""
     return urlencode(browser_params(user_agent))
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _quoted(value: str) -> str:
+    """`quote_plus(value)`, which leaves these characters as they are: room ids and cursors
+    are digits, and quote_plus's Python layers cost more than the rest of the query."""
+    return value if _URL_SAFE.fullmatch(value) else quote_plus(value)
 
 
 def parse_set_cookies(response: BufferedResponse) -> dict[str, str]:
@@ -286,8 +299,8 @@ class WebcastClient:
         # What urlencode() of these four gives, byte for byte; the names need no quoting.
         dynamic = (
             f"user_is_login={'true' if cookies and cookies.get('sessionid') else 'false'}"
-            f"&room_id={quote_plus(room_id)}&cursor={quote_plus(cursor)}"
-            f"&internal_ext={quote_plus(internal_ext)}"
+            f"&room_id={_quoted(room_id)}&cursor={_quoted(cursor)}"
+            f"&internal_ext={_quoted(internal_ext)}"
         )
         query = f"{browser_query(ua)}&{dynamic}&{_FETCH_CONSTANTS}"
         if client_enter:
@@ -321,12 +334,9 @@ class WebcastClient:
                     raise UpstreamBlocked("im/fetch: TikTok returned a challenge page")
                 raise UpstreamError("im/fetch: HTML instead of protobuf")
             try:
-                top = wire.fields(body)
+                top = wire.fields(body, _FETCH_KEPT, _FETCH_FRAMED)
             except ValueError as exc:
                 raise UpstreamError("im/fetch: undecodable protobuf") from exc
-            framed = (FETCH_MESSAGES_FIELD, FETCH_CURSOR_FIELD)
-            if any(f.number in framed and f.wire_type != wire.LENGTH_DELIMITED for f in top):
-                raise UpstreamError("im/fetch: undecodable protobuf")
             if not any(f.number == FETCH_CURSOR_FIELD and f.end > f.value_start for f in top):
                 raise UpstreamError("im/fetch: result has no cursor")
             return FetchResult(body, parse_set_cookies(response), room_id, top)

@@ -7,6 +7,7 @@ fields costs a few microseconds and leaves every byte TikTok sent as it was.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import NamedTuple
 
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
@@ -47,12 +48,16 @@ def encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def fields(body: bytes) -> list[Field]:
-    """The top-level fields in order; ValueError unless the whole body walks cleanly.
+def fields(
+    body: bytes, keep: Container[int] | None = None, framed: Container[int] = ()
+) -> list[Field]:
+    """The top-level fields in order, or only those numbered in `keep`; ValueError unless
+    the whole body walks cleanly and every field numbered in `framed` is length-delimited.
 
     Runs on every poll, so each Field is made with `tuple.__new__` (the NamedTuple's own
     `__new__` is a Python function: a frame per field) and a varint value is skipped over,
-    not decoded: together a 2.4x faster walk of a fetch result.
+    not decoded: together a 2.4x faster walk of a fetch result. `keep` and `framed` spare
+    the caller a loop of its own over every field (a fetch result holds one per message).
     """
     out: list[Field] = []
     append = out.append
@@ -68,6 +73,8 @@ def fields(body: bytes) -> list[Field]:
         if number == 0:
             raise ValueError("field number 0")
         value_start = i
+        if wire_type != LENGTH_DELIMITED and number in framed:
+            raise ValueError(f"field {number} is not length-delimited")
         if wire_type == LENGTH_DELIMITED:
             if i < n and body[i] < 0x80:
                 length, value_start = body[i], i + 1
@@ -88,7 +95,8 @@ def fields(body: bytes) -> list[Field]:
             raise ValueError(f"unsupported wire type {wire_type}")
         if i > n:
             raise ValueError("field runs past the end")
-        append(_new_tuple(Field, (number, wire_type, start, value_start, i)))
+        if keep is None or number in keep:
+            append(_new_tuple(Field, (number, wire_type, start, value_start, i)))
     return out
 
 
