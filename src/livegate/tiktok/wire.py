@@ -78,6 +78,8 @@ def fields(
         if wire_type == LENGTH_DELIMITED:
             if i < n and body[i] < 0x80:
                 length, value_start = body[i], i + 1
+            elif i + 1 < n and body[i + 1] < 0x80:  # two-byte lengths (to 16 KiB): messages
+                length, value_start = (body[i] & 0x7F) | body[i + 1] << 7, i + 2
             else:
                 length, value_start = read_varint(body, i)
             i = value_start + length
