@@ -138,7 +138,7 @@ def rewrite_push_server(
     body: bytes, make_url: Callable[[str], str], top: list[wire.Field] | None = None
 ) -> bytes:
     """The fetch result with `push_server` replaced by `make_url(original)`; `top` is the
-    body's top-level walk (`wire.fields`) when the caller has it already.
+    body's top-level walk (`wire.fields`, kept to at least field 10) when the caller has it.
 
     Fast path: the one field is spliced on the wire (tens of microseconds). Re-encoding the
     whole result with betterproto costs about 0.7 ms for a first fetch of six comments, a third
