@@ -121,11 +121,7 @@ def _splice_push_server(
         top = wire.fields(body) if top is None else top
     except ValueError:
         return None
-    found = [
-        f
-        for f in top
-        if f.number == FETCH_PUSH_SERVER_FIELD and f.wire_type == wire.LENGTH_DELIMITED
-    ]
+    found = [f for f in top if wire.length_delimited(f, FETCH_PUSH_SERVER_FIELD)]
     if len(found) != 1:
         return None
     [field] = found
