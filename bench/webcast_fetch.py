@@ -23,6 +23,15 @@ which side of it the hop is on.
 The baselines are the very requests livegate sends upstream (query read back from the
 simulator's request log), so "+p50/+p99" is what livegate adds, not the simulator's work.
 
+Each level prints two tables. `latency` is each request's round trip as the client saw it.
+`beyond up` is the same request's round trip less the time the simulator held it (from its
+app receiving the request to the last body part leaving, noted by a stopwatch around the
+simulator app): the path to the upstream and back, which is where a hop adds anything. The
+upstream's own time, its delay's timer jitter included, is taken out request by request,
+so a "+" there compares two narrow distributions instead of two 100 ms ones whose tails
+move with the simulator's timers. Every worker asks for a room of its own; the simulator
+notes each room's requests in the order they arrive, which pairs them with the worker's.
+
 `--upstream-delay-ms D` makes the simulator wait D ms (a sleep, no CPU) before answering every
 im/fetch, direct or proxied, as TikTok across the internet does; request counts then shrink
 to about 30 s per target and level, but to no fewer than MIN_DELAYED. Without it, simulator,
@@ -52,7 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,11 +97,37 @@ WARMUP = 300
 # (db/changes.py), so these now only wake the answering process once more.
 BLOCK_WARMUP = 2
 # Both servers under uvicorn without access logs, so the numbers are about the request path.
+# The simulator runs inside a stopwatch: for every im/fetch it notes, by room, how long the
+# simulator held the request (from its app receiving it to the last body part leaving),
+# the upstream's own share of that request's latency; GET /_bench/held hands the notes over
+# and forgets them.
 SIM_MAIN = """
-import sys, uvicorn
+import json, sys, time, uvicorn
+from collections import defaultdict
+from urllib.parse import parse_qs
 from livegate.simulator.app import create_simulator_app
-uvicorn.run(create_simulator_app(), host="127.0.0.1", port=int(sys.argv[1]),
-            access_log=False, log_level="warning")
+sim = create_simulator_app()
+held = defaultdict(list)
+async def app(scope, receive, send):
+    path = scope.get("path")
+    if path == "/_bench/held":
+        body = json.dumps(held).encode()
+        held.clear()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    if path != "/webcast/im/fetch/":
+        await sim(scope, receive, send)
+        return
+    t0 = time.perf_counter_ns()
+    notes = held[parse_qs(scope["query_string"].decode()).get("room_id", [""])[0]]
+    async def timed(message):
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            notes.append(time.perf_counter_ns() - t0)
+        await send(message)
+    await sim(scope, receive, timed)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=False, log_level="warning")
 """
 # The floor: the least a Python pass-through on the same stack (uvicorn, uvloop, livegate's
 # upstream connection pool) adds. No auth, no limits, no checks: it forwards the request line
@@ -386,34 +421,61 @@ async def _connect(target: SplitResult) -> _Connection:
     return conn
 
 
+Request = tuple[str, dict[str, str]]  # url, headers
+
+
+def encode_request(url: str, headers: dict[str, str]) -> bytes:
+    target = urlsplit(url)
+    lines = [f"GET {target.path or '/'}?{target.query} HTTP/1.1", f"Host: {target.netloc}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@dataclass
+class Sample:
+    """What one block of `measure` saw: each worker's latencies in ms, in the order it sent
+    them, and the workers whose run was broken by a transport error (their order no longer
+    matches what the upstream saw)."""
+
+    by_worker: list[list[float]]
+    broken: set[int]
+
+    @property
+    def latencies(self) -> list[float]:
+        return [v for worker in self.by_worker for v in worker]
+
+
 async def measure(
-    url: str,
-    headers: dict[str, str],
+    requests: list[Request],
     concurrency: int,
     total: int,
     stagger: float = 0.0,
-) -> list[float]:
-    """`total` GETs of `url` from `concurrency` workers; latency of each in ms.
+    ready: Callable[[], object] | None = None,
+) -> Sample:
+    """`total` GETs from `concurrency` workers, worker i sending `requests[i]` over and over.
 
-    Each worker has its own keep-alive connection, opened before the clock starts: the
-    numbers are about requests on warm connections, not TCP handshakes queued under load.
+    Each worker has its own keep-alive connection, opened (and used once) before the clock
+    starts: the numbers are about requests on warm connections, not TCP handshakes queued
+    under load. `ready` is called then, just before the clock starts.
 
     With `stagger` (s), the workers start spread over that time: against an upstream that
     answers after a fixed delay, workers started together would stay in lockstep, and every
     answer would arrive in one burst of `concurrency` that queues behind itself.
     """
-    latencies: list[float] = []
+    by_worker: list[list[float]] = [[] for _ in range(concurrency)]
+    broken: set[int] = set()
     errors: list[str] = []
-    target = urlsplit(url)
-    lines = [f"GET {target.path or '/'}?{target.query} HTTP/1.1", f"Host: {target.netloc}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    target = urlsplit(requests[0][0])
+    encoded = [encode_request(url, headers) for url, headers in requests[:concurrency]]
     conns = list(await asyncio.gather(*(_connect(target) for _ in range(concurrency))))
-    await asyncio.gather(*(c.send(request, 10) for c in conns))
+    await asyncio.gather(*(c.send(r, 10) for c, r in zip(conns, encoded, strict=True)))
+    if ready is not None:
+        ready()
     queue = iter(range(total))
 
     async def worker(i: int) -> None:
         await asyncio.sleep(stagger * i / concurrency)
+        request, latencies = encoded[i], by_worker[i]
         for _ in queue:
             t0 = time.perf_counter()
             try:
@@ -421,8 +483,9 @@ async def measure(
             except (OSError, TimeoutError, httptools.HttpParserError) as exc:
                 # A transport error is an error under load too: count it, reconnect, go on.
                 errors.append(f"transport {type(exc).__name__}")
-                if (broken := conns[i].transport) is not None:
-                    broken.close()
+                broken.add(i)
+                if (lost := conns[i].transport) is not None:
+                    lost.close()
                 try:
                     conns[i] = await _connect(target)
                 except OSError as again:  # the server is gone: this worker stops, counted
@@ -432,6 +495,7 @@ async def measure(
             latencies.append((time.perf_counter() - t0) * 1000)
             if status != 200 or not head:
                 errors.append(f"{status} {head!r}")
+                broken.add(i)  # an answer the upstream may not have seen
 
     try:
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
@@ -440,8 +504,25 @@ async def measure(
             if c.transport is not None:
                 c.transport.close()
     if errors:
-        print(f"  {url.split('?')[0]} c={concurrency}: {len(errors)} errors, e.g. {errors[0]}")
-    return latencies
+        where = requests[0][0].split("?")[0]
+        print(f"  {where} c={concurrency}: {len(errors)} errors, e.g. {errors[0]}")
+    return Sample(by_worker, broken)
+
+
+def beyond_upstream(sample: Sample, rooms: list[str], held: dict[str, list[int]]) -> list[float]:
+    """Each request's latency less the time the simulator held it (ms): what the path to the
+    upstream and back cost that very request. Worker i asked for rooms[i] only and in order,
+    and the simulator noted each room's requests in the order it got them, so the n-th note
+    of a room is the n-th request of its worker. A worker whose count does not match (an
+    error broke its run) is left out, and said so."""
+    out: list[float] = []
+    for i, latencies in enumerate(sample.by_worker):
+        notes = held.get(rooms[i], [])
+        if i in sample.broken or len(notes) != len(latencies):
+            print(f"  worker {i}: {len(latencies)} answers, {len(notes)} upstream notes; left out")
+            continue
+        out += [ms - ns / 1e6 for ms, ns in zip(latencies, notes, strict=True)]
+    return out
 
 
 def pct(values: list[float], p: float) -> float:
@@ -461,13 +542,13 @@ def p99_interval(sample: list[float], base: list[float], rng: random.Random) -> 
     return pct(diffs, 2.5), pct(diffs, 97.5)
 
 
-def upstream_request(sim: str, logged_in: bool) -> tuple[str, dict[str, str]]:
+def upstream_requests(sim: str, logged_in: bool, rooms: list[str]) -> list[Request]:
     """The im/fetch request livegate last sent the simulator (query and header names as sent),
-    to call directly as the baseline: the same request, without livegate in between."""
+    for each room, to call directly as the baseline: the same request, without livegate in
+    between."""
     seen = httpx.get(f"{sim}/_sim/requests", params={"path": "im/fetch"}).json()
     want = "true" if logged_in else "false"
     last = next(r for r in reversed(seen) if r["query"].get("user_is_login") == want)
-    query = urlencode([(k, last["query"][k]) for k in last["query_keys"]])
     headers = {
         "User-Agent": DEFAULT_USER_AGENT,
         "Accept": "application/protobuf, application/json, */*",
@@ -478,7 +559,12 @@ def upstream_request(sim: str, logged_in: bool) -> tuple[str, dict[str, str]]:
     if logged_in:  # a session of another viewer: the simulator does the same work for it
         jar = httpx.post(f"{sim}/_sim/sessions", json={"unique_id": "benchdirect"}).json()
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar["cookies"].items())
-    return f"{sim}/webcast/im/fetch/?{query}", headers
+    requests = []
+    for room in rooms:
+        query = {**last["query"], "room_id": room}
+        encoded = urlencode([(k, query[k]) for k in last["query_keys"]])
+        requests.append((f"{sim}/webcast/im/fetch/?{encoded}", headers))
+    return requests
 
 
 # Each "+" column: the target and the baseline it is compared with.
@@ -494,6 +580,32 @@ def cell(v: tuple[float, float], sign: str = "") -> str:
     return f"{v[0]:{sign}.2f}/{v[1]:{sign}.2f}".rjust(13)
 
 
+def print_table(title: str, conc: int, total: int, res: dict[str, list[float]]) -> None:
+    """One row of p50/p99 per target with each "+" against its baseline, the noise line and a
+    95% bootstrap interval for every "+p99"."""
+    p = {name: (pct(v, 50), pct(v, 99)) for name, v in res.items()}
+
+    def added(name: str) -> str:
+        base = BASELINE[name]
+        return cell((p[name][0] - p[base][0], p[name][1] - p[base][1]), "+")
+
+    print(
+        f"{title:<10} | {conc:>4} {total:>5} | {cell(p['direct'])} | {cell(p['floor'])}"
+        f" {added('floor')} | {cell(p['apikey'])} {added('apikey')}"
+        f" | {cell(p['direct+session'])} | {cell(p['token'])}"
+        f" {added('token')}",
+        flush=True,
+    )
+    print(f"{'':>10} | noise: direct again {added('direct again')}")
+    rng = random.Random(conc)  # the same data gives the same intervals
+    intervals = ", ".join(
+        f"{name} [{lo:+.2f}, {hi:+.2f}]"
+        for name, base in BASELINE.items()
+        for lo, hi in [p99_interval(res[name], res[base], rng)]
+    )
+    print(f"{'':>10} | +p99, 95% bootstrap interval: {intervals}", flush=True)
+
+
 def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None:
     with tempfile.TemporaryDirectory() as tmp, servers(db_url, Path(tmp), layout) as srv:
         sim, gw, floor, env = srv.sim, srv.gateway, srv.floor, srv.env
@@ -504,33 +616,36 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
         key = cli_json(env, "apikeys", "create", "--client-id", client["client_id"], "--json")
         app = App(client["client_id"], client["client_secret"], REDIRECT)
         token = tokens_for(gw, sim, app, scope="webcast:fetch", unique_id="benchviewer")
-        room = httpx.post(f"{sim}/_sim/rooms", json={"unique_id": "benchstreamer"}).json()
-        room_id = room["room_id"]
-        httpx.post(
-            f"{sim}/_sim/rooms/{room_id}/comments", json={"unique_id": "fan", "text": "hello"}
-        ).raise_for_status()
+        # A room per worker: each worker's requests reach the simulator in the order it sent
+        # them, so the simulator's notes by room pair up with the worker's latencies.
+        rooms = []
+        for i in range(max(LEVELS)):
+            room = httpx.post(f"{sim}/_sim/rooms", json={"unique_id": f"benchstreamer{i}"})
+            rooms.append(room.json()["room_id"])
+            httpx.post(
+                f"{sim}/_sim/rooms/{rooms[-1]}/comments", json={"unique_id": "fan", "text": "hi"}
+            ).raise_for_status()
+        by_key = {"X-Api-Key": key["api_key"]}
+        by_token = {"Authorization": f"Bearer {token['access_token']}"}
         gateway = {
-            "apikey": (f"{gw}/webcast/fetch?room_id={room_id}", {"X-Api-Key": key["api_key"]}),
-            "token": (
-                f"{gw}/webcast/fetch?room_id={room_id}",
-                {"Authorization": f"Bearer {token['access_token']}"},
-            ),
+            "apikey": [(f"{gw}/webcast/fetch?room_id={room}", by_key) for room in rooms],
+            "token": [(f"{gw}/webcast/fetch?room_id={room}", by_token) for room in rooms],
         }
-        for url, headers in gateway.values():
-            uvloop.run(measure(url, headers, 8, WARMUP))
-        direct = upstream_request(sim, logged_in=False)
+        for requests in gateway.values():
+            uvloop.run(measure(requests, 8, WARMUP))
+        direct = upstream_requests(sim, False, rooms)
         targets = {
             "direct": direct,
-            "floor": (direct[0].replace(sim, floor, 1), direct[1]),
+            "floor": [(url.replace(sim, floor, 1), headers) for url, headers in direct],
             "apikey": gateway["apikey"],
-            "direct+session": upstream_request(sim, logged_in=True),
+            "direct+session": upstream_requests(sim, True, rooms),
             "token": gateway["token"],
             # The same direct call once more: how far apart two runs of one thing land, i.e.
             # the resolution of every "+" column at this level.
             "direct again": direct,
         }
         for name in ("floor", "direct+session"):
-            uvloop.run(measure(*targets[name], 8, WARMUP))
+            uvloop.run(measure(targets[name], 8, WARMUP))
         if upstream_delay_ms:
             # TikTok answers from across the internet: every im/fetch, direct or through a hop,
             # waits this long at the simulator (asyncio sleep, no CPU).
@@ -541,69 +656,63 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
             f"\n## {label}: GET /webcast/fetch, latency in ms (loopback, {sys.platform},"
             f" upstream delay {upstream_delay_ms} ms; {layout.describe()}; {idle_polling()})\n"
             "floor and apikey are compared with `direct` (the anonymous im/fetch livegate sends);\n"
-            "token with `direct+session` (the same, signed with a session).",
+            "token with `direct+session` (the same, signed with a session).\n"
+            "`latency`: each request's round trip as the client saw it. `beyond up`: the same\n"
+            "less the time the simulator held that very request, i.e. the path to it and back.",
             flush=True,
         )
         print(
-            f"{'conc':>4} {'n':>5} | {'direct':>13} | {'floor':>13} {'+':>13} | {'apikey':>13}"
-            f" {'+':>13} | {'direct+s':>13} | {'token':>13} {'+':>13}\n"
-            f"{'':>10} |{' p50/p99':>14} |"
+            f"{'':>10} | {'conc':>4} {'n':>5} | {'direct':>13} | {'floor':>13} {'+':>13} |"
+            f" {'apikey':>13} {'+':>13} | {'direct+s':>13} | {'token':>13} {'+':>13}\n"
+            f"{'':>10} | {'':>10} |{' p50/p99':>14} |"
             + f"{' p50/p99':>14}{' p50/p99':>14} |" * 2
             + f"{' p50/p99':>14} |"
             + f"{' p50/p99':>14}{' p50/p99':>14}"
         )
         near = layout.near or frozenset(os.sched_getaffinity(0))
         halves = {"near": near, "far": layout.far} if layout.far else {"all": near}
+
+        def forget_held() -> None:
+            httpx.get(f"{sim}/_bench/held")
+
         for conc, total in LEVELS.items():
             if upstream_delay_ms:  # at most ~30 s per target: the delay bounds the request rate
                 total = min(total, max(MIN_DELAYED, conc * 30_000 // upstream_delay_ms))
             res: dict[str, list[float]] = {name: [] for name in targets}
+            beyond: dict[str, list[float]] = {name: [] for name in targets}
             cpu = dict.fromkeys(targets, 0.0)  # CPU of the process that answered the client
             # How busy each half of the machine was while a target was measured: near 100%,
             # the "+" columns measure a queue, not the hop.
             load = {name: {half: CpuLoad() for half in halves} for name in targets}
             # Interleaved in rounds, so a slow spell of the machine hits every target alike.
             for _ in range(ROUNDS):
-                for name, (u, h) in targets.items():
-                    pid = next(pid for base, pid in srv.pids.items() if u.startswith(base + "/"))
-                    uvloop.run(measure(u, h, 1, BLOCK_WARMUP))
+                for name, requests in targets.items():
+                    url = requests[0][0]
+                    pid = next(pid for base, pid in srv.pids.items() if url.startswith(base + "/"))
+                    uvloop.run(measure(requests, 1, BLOCK_WARMUP))
                     before = cpu_seconds(pid)
                     jiffies = cpu_jiffies()
-                    res[name] += uvloop.run(
-                        measure(u, h, conc, total // ROUNDS, upstream_delay_ms / 1000)
+                    sample = uvloop.run(
+                        measure(
+                            requests, conc, total // ROUNDS, upstream_delay_ms / 1000, forget_held
+                        )
                     )
                     cpu[name] += cpu_seconds(pid) - before
                     jiffies_after = cpu_jiffies()
                     for half, cpus in halves.items():
                         load[name][half].add(jiffies, jiffies_after, cpus)
-            p = {name: (pct(v, 50), pct(v, 99)) for name, v in res.items()}
-
-            def added(name: str, p: dict[str, tuple[float, float]] = p) -> str:
-                base = BASELINE[name]
-                return cell((p[name][0] - p[base][0], p[name][1] - p[base][1]), "+")
-
-            print(
-                f"{conc:>4} {total:>5} | {cell(p['direct'])} | {cell(p['floor'])}"
-                f" {added('floor')} | {cell(p['apikey'])} {added('apikey')}"
-                f" | {cell(p['direct+session'])} | {cell(p['token'])}"
-                f" {added('token')}",
-                flush=True,
-            )
+                    res[name] += sample.latencies
+                    held = httpx.get(f"{sim}/_bench/held").json()
+                    beyond[name] += beyond_upstream(sample, rooms, held)
+            print_table("latency", conc, total, res)
+            print_table("beyond up", conc, total, beyond)
             per_request = {n: round(1e6 * cpu[n] / len(res[n])) for n in targets}
             print(f"{'':>10} | CPU per request of the answering process (µs): {per_request}")
             busy = "; ".join(
                 f"{name} " + ", ".join(f"{half} {v.describe()}" for half, v in load[name].items())
                 for name in targets
             )
-            print(f"{'':>10} | CPU busy by half while measured: {busy}")
-            print(f"{'':>10} | noise: direct again {added('direct again')}")
-            rng = random.Random(conc)  # the same data gives the same intervals
-            intervals = ", ".join(
-                f"{name} [{lo:+.2f}, {hi:+.2f}]"
-                for name, base in BASELINE.items()
-                for lo, hi in [p99_interval(res[name], res[base], rng)]
-            )
-            print(f"{'':>10} | +p99, 95% bootstrap interval: {intervals}", flush=True)
+            print(f"{'':>10} | CPU busy by half while measured: {busy}", flush=True)
 
 
 def main() -> None:

@@ -384,7 +384,9 @@ def test_a_revocation_elsewhere_reaches_an_idle_gateway_s_cache_without_a_call(
         )
 
     assert fetch().status_code == 200
-    assert auth._fresh_token(d) is not None
+    # Cached, and current once this gateway has looked for changes (every LOOK_EVERY; a busy
+    # machine can hold a look back past STATUS_TTL, which rightly stops the cache's use).
+    wait_for(lambda: auth._fresh_token(d), timeout=STATUS_TTL + 5, what="a fresh cached token")
     # Revoked through the other gateway: this one's own writes do not move its generation.
     assert revoke(gateway.url, u.app, u.refresh_token, "refresh_token").status_code == 200
     wait_for(lambda: auth._fresh_token(d) is None, timeout=STATUS_TTL + 5)
