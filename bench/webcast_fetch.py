@@ -32,6 +32,9 @@ so a "+" there compares two narrow distributions instead of two 100 ms ones whos
 move with the simulator's timers. Every worker asks for a room of its own; the simulator
 notes each room's requests in the order they arrive, which pairs them with the worker's.
 
+The gateway and the floor collect their garbage as they would in service; the simulator and
+the load generator, which are not what is measured, collect theirs between timed blocks.
+
 `--upstream-delay-ms D` makes the simulator wait D ms (a sleep, no CPU) before answering every
 im/fetch, direct or proxied, as TikTok across the internet does; request counts then shrink
 to about 30 s per target and level, but to no fewer than MIN_DELAYED. Without it, simulator,
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -100,19 +104,24 @@ BLOCK_WARMUP = 2
 # The simulator runs inside a stopwatch: for every im/fetch it notes, by room, how long the
 # simulator held the request (from its app receiving it to the last body part leaving),
 # the upstream's own share of that request's latency; GET /_bench/held hands the notes over
-# and forgets them.
+# and forgets them. The simulator stands in for TikTok, whose pauses are not livegate's: it
+# collects its garbage when GET /_bench/held is called, between timed blocks, never during
+# one (measured under c=64: its full collections paused it 13-36 ms inside timed blocks, and
+# whichever target was running took the hit).
 SIM_MAIN = """
-import json, sys, time, uvicorn
+import gc, json, sys, time, uvicorn
 from collections import defaultdict
 from urllib.parse import parse_qs
 from livegate.simulator.app import create_simulator_app
 sim = create_simulator_app()
 held = defaultdict(list)
+gc.disable()
 async def app(scope, receive, send):
     path = scope.get("path")
     if path == "/_bench/held":
         body = json.dumps(held).encode()
         held.clear()
+        gc.collect()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
@@ -472,6 +481,10 @@ async def measure(
     if ready is not None:
         ready()
     queue = iter(range(total))
+    # The load generator's own garbage waits until the block is over: its full collections
+    # took 48-67 ms inside timed blocks at c=64, charged to whichever target was running.
+    gc.collect()
+    gc.disable()
 
     async def worker(i: int) -> None:
         await asyncio.sleep(stagger * i / concurrency)
@@ -500,6 +513,7 @@ async def measure(
     try:
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
     finally:
+        gc.enable()
         for c in conns:
             if c.transport is not None:
                 c.transport.close()
