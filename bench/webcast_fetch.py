@@ -686,8 +686,10 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
         near = layout.near or frozenset(os.sched_getaffinity(0))
         halves = {"near": near, "far": layout.far} if layout.far else {"all": near}
 
-        def forget_held() -> None:
-            httpx.get(f"{sim}/_bench/held")
+        def take_held() -> dict[str, list[int]]:
+            """The simulator's notes since the last call, by room (and it forgets them)."""
+            held: dict[str, list[int]] = httpx.get(f"{sim}/_bench/held").json()
+            return held
 
         for conc, total in LEVELS.items():
             if upstream_delay_ms:  # at most ~30 s per target: the delay bounds the request rate
@@ -708,7 +710,7 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
                     jiffies = cpu_jiffies()
                     sample = uvloop.run(
                         measure(
-                            requests, conc, total // ROUNDS, upstream_delay_ms / 1000, forget_held
+                            requests, conc, total // ROUNDS, upstream_delay_ms / 1000, take_held
                         )
                     )
                     cpu[name] += cpu_seconds(pid) - before
@@ -716,8 +718,7 @@ def run(db_url: str, label: str, upstream_delay_ms: int, layout: Layout) -> None
                     for half, cpus in halves.items():
                         load[name][half].add(jiffies, jiffies_after, cpus)
                     res[name] += sample.latencies
-                    held = httpx.get(f"{sim}/_bench/held").json()
-                    beyond[name] += beyond_upstream(sample, rooms, held)
+                    beyond[name] += beyond_upstream(sample, rooms, take_held())
             print_table("latency", conc, total, res)
             print_table("beyond up", conc, total, beyond)
             per_request = {n: round(1e6 * cpu[n] / len(res[n])) for n in targets}
