@@ -81,6 +81,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.oauth_helpers import App, tokens_for  # noqa: E402
 
+from livegate.tiktok.connections import encode_head  # noqa: E402
 from livegate.tiktok.http import DEFAULT_USER_AGENT  # noqa: E402
 
 LIVEGATE = str(Path(sys.executable).parent / "livegate")
@@ -435,9 +436,8 @@ Request = tuple[str, dict[str, str]]  # url, headers
 
 def encode_request(url: str, headers: dict[str, str]) -> bytes:
     target = urlsplit(url)
-    lines = [f"GET {target.path or '/'}?{target.query} HTTP/1.1", f"Host: {target.netloc}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    request_line = f"GET {target.path or '/'}?{target.query} HTTP/1.1\r\n"
+    return encode_head(request_line, [("Host", target.netloc), *headers.items()])
 
 
 @dataclass
