@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
 
 from livegate.api.errors import bad_request
+from livegate.bodies import BadBody, parse_json_object
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BULK = 50
@@ -62,11 +62,9 @@ async def json_body(request: Request, model: type[M]) -> M:
     """The request's JSON body as `model`, or a 400 `{code, message}` saying what is wrong."""
     raw = await request.body()
     try:
-        data = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise bad_request("The request body must be a JSON object.")
+        data = parse_json_object(raw, empty={})
+    except BadBody as exc:
+        raise bad_request(str(exc)) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

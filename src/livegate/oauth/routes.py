@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from livegate.bodies import BadBody, parse_json_object
 from livegate.oauth.bearer import bearer_error, extract_token
 from livegate.oauth.server import OAuthResult
 from livegate.oauth.service import OAuthService, TokenRejected
@@ -18,20 +19,11 @@ from livegate.web import NO_STORE, envelope, templates
 router = APIRouter()
 
 
-class BadBody(ValueError):
-    pass
-
-
 async def read_params(request: Request) -> tuple[list[tuple[str, str]], bool]:
     """(parameters, is_json): form-encoded per RFC 6749, or a JSON object (the Euler SDKs)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
-        try:
-            data = json.loads(await request.body() or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadBody("The request body is not valid JSON.") from exc
-        if not isinstance(data, dict):
-            raise BadBody("The request body must be a JSON object.")
+        data = parse_json_object(await request.body())
         return [
             (str(k), v if isinstance(v, str) else json.dumps(v))
             for k, v in data.items()
