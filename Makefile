@@ -53,8 +53,10 @@ format: venv
 compliance: venv
 	$(VENV)/bin/pytest -q -p tests.compliance_report -m spec -p no:cacheprovider
 
+# What livegate adds to GET /webcast/fetch, measured with wrk (docs/benchmarks.md);
+# options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--livegate ../main --json".
 bench: venv
-	$(PY) bench/webcast_fetch.py
+	$(PY) bench/webcast_fetch.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) test-artifacts .pytest_cache .mypy_cache .ruff_cache
