@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -227,6 +228,8 @@ def main() -> None:
         raise SystemExit(f"{exe} is missing: run `make venv` in {args.livegate}")
     git = ["git", "-C", str(args.livegate), "rev-parse", "--short", "HEAD"]
     commit = subprocess.run(git, capture_output=True, text=True).stdout.strip() or "unknown"
+    # A terminated run still stops its servers and removes its data dir.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="livegate-bench-") as tmp:
         rows = measure(args, exe, Path(tmp))
     if args.json:
