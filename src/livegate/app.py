@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if settings.purge_interval > 0:
                 tg.start_soon(purge_loop, settings, database)
             tg.start_soon(app.state.webcast_api.watch_credentials)
+            tg.start_soon(app.state.webcast_api.relays.watch)
             yield
             tg.cancel_scope.cancel()
         await app.state.webcast_api.aclose()

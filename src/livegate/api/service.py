@@ -22,7 +22,13 @@ from livegate.api.auth import Authenticator, Principal
 from livegate.api.errors import ApiError, bad_request, from_upstream, invalid_token
 from livegate.api.ratelimit import Limiter
 from livegate.api.recorder import CallRecorder
-from livegate.api.wsproxy import TicketStore, WebSocketProxy, rewrite_push_server, ws_base
+from livegate.api.wsproxy import (
+    RelayRegistry,
+    TicketStore,
+    WebSocketProxy,
+    rewrite_push_server,
+    ws_base,
+)
 from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import TikTokAccount
@@ -89,7 +95,8 @@ class WebcastApi:
         self.limiter = limiter.webcast
         self.recorder = CallRecorder(database)
         self.tickets = TicketStore()
-        self.proxy = WebSocketProxy(self.tickets, self.auth.token_usable)
+        self.relays = RelayRegistry(database)
+        self.proxy = WebSocketProxy(self.tickets, self.auth.token_usable, self.relays)
         self.ws_base = ws_base(settings.issuer)
 
     async def watch_credentials(self) -> None:
