@@ -274,10 +274,11 @@ class Limiter:
         return Rule(self.settings.rate_limit_login, (_NAMESPACE, "account-sign-in", address))
 
     def _per_account(self, kind: str, address: str, account: str) -> list[Rule]:
-        return [
-            Rule(self.settings.rate_limit_failures, (_NAMESPACE, kind, address)),
-            Rule(self.settings.rate_limit_login, (_NAMESPACE, kind, address, _who(account))),
-        ]
+        rules = [Rule(self.settings.rate_limit_failures, (_NAMESPACE, kind, address))]
+        if account:  # an attempt that names no account guesses nobody's secret
+            key = (_NAMESPACE, kind, address, _who(account))
+            rules.append(Rule(self.settings.rate_limit_login, key))
+        return rules
 
     # -- counting -------------------------------------------------------------------------
 
