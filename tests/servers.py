@@ -33,6 +33,9 @@ class ServerThread:
             lifespan="on",
             ws="websockets",
             log_config=None,
+            # As `livegate serve` runs it: the gateway app itself decides whose forwarded
+            # headers it believes (LIVEGATE_TRUSTED_PROXIES, web.Gateway).
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

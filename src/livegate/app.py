@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from livegate.api import routes as api_routes
+from livegate.api.ratelimit import Limiter
 from livegate.config import Settings
 from livegate.dashboard import routes as dashboard_routes
 from livegate.db.engine import Database
@@ -48,12 +49,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if settings.purge_interval > 0:
                 tg.start_soon(purge_loop, settings, database)
             tg.start_soon(app.state.webcast_api.watch_credentials)
+            tg.start_soon(app.state.webcast_api.relays.watch)
             yield
             tg.cancel_scope.cancel()
         await app.state.webcast_api.aclose()
         await http.aclose()
 
     app = Gateway(
+        trusted_proxies=settings.trusted_proxies,
         title="livegate",
         version="0.1.0",
         lifespan=lifespan,
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.oauth = oauth
     app.state.passport = passport
     app.state.logins = logins
+    app.state.limiter = Limiter(settings)  # every rate limit: webcast, dashboard, OAuth
 
     app.include_router(oauth_routes.router)
     app.include_router(login_routes.router)

@@ -63,7 +63,9 @@ def serve(
         host=host,
         port=port,
         log_config=uvicorn_log_config(),
-        proxy_headers=True,
+        # The app believes forwarded headers from LIVEGATE_TRUSTED_PROXIES only (web.Gateway);
+        # uvicorn's own layer would believe them from 127.0.0.1 as well.
+        proxy_headers=False,
     )
 
 

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     rate_limit_connect: str = "30/minute"
     rate_limit_calls: str = "600/minute"
     rate_limit_login: str = "10/minute"
+    rate_limit_failures: str = "20/minute"
+    rate_limit_signup: str = "10/hour"
+    # Comma-separated IPs or CIDRs of the reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed. Empty: no forwarded header is believed.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     signup: bool = True
     secret_grace_period: int = 24 * 3600
@@ -69,7 +74,7 @@ class Settings(BaseSettings):
     log_json: bool = False
 
     def model_post_init(self, __context: object) -> None:
-        for name in ("secret_keys", "tiktok_passport_urls"):
+        for name in ("secret_keys", "tiktok_passport_urls", "trusted_proxies"):
             setattr(self, name, _split_csv(getattr(self, name)))
 
     @property

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -69,16 +70,31 @@ class Gateway(FastAPI):
     router: it must answer every failure and set its own security headers. `/webcast/` is
     one (api/routes.py); it runs on every LIVE poll, where those layers did nothing but
     cost time.
+
+    Ahead of everything, for a request whose peer is one of `trusted_proxies` (IPs or
+    CIDRs), uvicorn's ProxyHeadersMiddleware takes the client address and scheme from
+    X-Forwarded-For and X-Forwarded-Proto. It sits here, not in uvicorn's config, so that
+    every server running the app (`livegate serve`, the demo, the tests') trusts the same
+    proxies; they run uvicorn with `proxy_headers=False`, as uvicorn's own default trusts
+    127.0.0.1, which would let any local process choose its address.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, trusted_proxies: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._first: list[tuple[str, ASGIApp]] = []
+        self._front: ASGIApp = self._dispatch
+        if trusted_proxies:
+            # uvicorn types ASGI callables more narrowly than Starlette: the same protocol.
+            proxies = ProxyHeadersMiddleware(cast(Any, self._dispatch), trusted_proxies)
+            self._front = cast(ASGIApp, proxies)
 
     def serve_first(self, prefix: str, app: ASGIApp) -> None:
         self._first.append((prefix, app))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._front(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             path = scope["path"]
             for prefix, app in self._first:

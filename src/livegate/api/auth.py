@@ -7,6 +7,9 @@
   token, the key must belong to the token's app.
 - Neither: 401. Anonymous calls need an API key, so every call is attributable to an app.
 
+Unknown or revoked API keys count against the caller's address (`Limiter.api_key`); over the
+limit, a key that is not already known good is refused (429) before it is looked up.
+
 Hot path: a token's or key's check (the joined token load and the vault unwrap) is kept in
 memory, tagged with the database's change generation (`db/changes.py`). A warm call uses it
 without touching the database or a worker thread. Any update or delete by this process in the
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,7 +40,7 @@ from starlette.requests import HTTPConnection
 from livegate.api.errors import ApiError, bad_request, insufficient_scope, invalid_token
 from livegate.api.errors import no_credentials as no_credentials_error
 from livegate.api.query import query_params
-from livegate.api.ratelimit import Credential
+from livegate.api.ratelimit import Credential, Limiter, Rule, client_address
 from livegate.db.changes import LOOK_EVERY, RemoteChanges
 from livegate.db.engine import Database
 from livegate.db.models import AccessToken, ApiKey, Grant, utcnow
@@ -143,9 +147,10 @@ def parse_cookie_header(value: str) -> dict[str, str]:
 
 
 class Authenticator:
-    def __init__(self, oauth: OAuthService, database: Database) -> None:
+    def __init__(self, oauth: OAuthService, database: Database, limiter: Limiter) -> None:
         self.oauth = oauth
         self.db = database
+        self.limiter = limiter
         self._tokens: _Lru = _Lru()
         self._keys: _Lru = _Lru()
         self._checking: dict[tuple[str | None, str | None, int], _CheckTask] = {}
@@ -252,6 +257,26 @@ class Authenticator:
             and _refusal(row.revoked_at, row.expires_at, row.status) is None
         )
 
+    async def _refuse_over_limit(self, rules: list[Rule]) -> None:
+        retry = await self.limiter.retry_after(rules)
+        if retry is None:
+            return
+        limit = self.limiter.settings.rate_limit_failures
+        raise ApiError(
+            429,
+            f"Too many unknown or revoked API keys from this address (limit {limit}); "
+            f"retry in {retry} s.",
+            error="rate_limited",
+            # TikTokLive 7.0.1 reads RateLimit-Remaining with int() on any 429.
+            headers={
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(math.ceil(time.time()) + retry),
+                "Retry-After": str(retry),
+            },
+            limit_label="failures:api_key",
+            retry_after=retry,
+        )
+
     # -- the request-level entry point ----------------------------------------------------
 
     async def authenticate(self, conn: HTTPConnection, scope: str) -> Principal:
@@ -267,16 +292,27 @@ class Authenticator:
             )
         if token is None and api_key is None:
             raise no_credentials_error()
-        if api_key is not None and not api_key.startswith(API_KEY_PREFIX):
-            raise _bad_key()
+        key_d = digest(api_key) if api_key else None
+        key_info = self._fresh_key(key_d) if key_d else None
+        key_rules = None
+        if api_key is not None and key_info is None:
+            # Only a key not known good here is held to the limit: warm calls pay nothing.
+            key_rules = self.limiter.api_key(client_address(conn))
+            await self._refuse_over_limit(key_rules)
+            if not api_key.startswith(API_KEY_PREFIX):
+                await self.limiter.failed(key_rules)
+                raise _bad_key()
         if token is not None and not token.startswith(ACCESS_TOKEN_PREFIX):
             raise invalid_token("The access token is unknown.")
         token_d = digest(token) if token else None
-        key_d = digest(api_key) if api_key else None
         entry = self._fresh_token(token_d) if token_d else None
-        key_info = self._fresh_key(key_d) if key_d else None
         if (token_d and entry is None) or (key_d and key_info is None):
-            entry, key_info = await self._check_shared(token, token_d, key_d, entry, key_info)
+            try:
+                entry, key_info = await self._check_shared(token, token_d, key_d, entry, key_info)
+            except ApiError as exc:
+                if key_rules is not None and exc.error == _BAD_KEY:
+                    await self.limiter.failed(key_rules)
+                raise
         if entry is not None:
             caller, jar = entry.caller, entry.jar
             if scope and scope not in caller.scopes:
@@ -328,10 +364,13 @@ def _refusal(revoked_at: dt.datetime | None, expires_at: dt.datetime, status: st
     return None
 
 
+_BAD_KEY = "invalid_api_key"
+
+
 def _bad_key() -> ApiError:
     return ApiError(
         401,
         "The API key is unknown or revoked.",
-        error="invalid_api_key",
+        error=_BAD_KEY,
         headers={"WWW-Authenticate": 'Bearer realm="livegate"'},
     )

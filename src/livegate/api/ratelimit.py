@@ -1,9 +1,13 @@
-"""Per-credential rate limits on the webcast API, with the `limits` library.
+"""livegate's one rate limiter (`Limiter`), with the `limits` library: memory storage by
+default, Redis when `settings.redis_url` is set, so that every process counts in one place.
 
-Two categories, counted separately: `connect` (connection starts: fetch and connect) and
-`calls` (everything else). Each credential presented (access token, API key) has its own
-counters, identified by a digest prefix of the credential so counters never outlive it in a
-shared Redis. Memory storage by default; Redis when `settings.redis_url` is set.
+Webcast calls (`WebcastLimiter`): two categories, counted separately: `connect` (connection
+starts: fetch and connect) and `calls` (everything else). Each credential presented (access
+token, API key) has its own counters, identified by a digest prefix of the credential so
+counters never outlive it in a shared Redis.
+
+Attempts that could guess a secret (dashboard sign-ins, client secrets, API keys) and
+sign-ups: counted per client address (`client_address`), see `Limiter`.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from starlette.requests import HTTPConnection
 
 from livegate.api.errors import ApiError
 from livegate.config import Settings
+from livegate.secrets import digest
 
 CONNECT = "connect"
 CALLS = "calls"
@@ -114,14 +120,14 @@ def _storage(settings: Settings) -> Storage:
 
 
 class WebcastLimiter:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
         self.items: dict[str, RateLimitItem] = {
             CONNECT: parse(settings.rate_limit_connect),
             CALLS: parse(settings.rate_limit_calls),
         }
         self.specs = {CONNECT: settings.rate_limit_connect, CALLS: settings.rate_limit_calls}
         self.expiries = {category: item.get_expiry() for category, item in self.items.items()}
-        self.storage = _storage(settings)
+        self.storage = storage or _storage(settings)
         self.limiter = FixedWindowRateLimiter(self.storage)
         self._keys: dict[tuple[str, Credential], str] = {}
 
@@ -194,3 +200,115 @@ class WebcastLimiter:
                     )
                 )
         return out
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One counter of attempts: its limit (`10/minute`) and what it counts (a kind, then who)."""
+
+    limit: str
+    keys: tuple[str, ...]
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The caller's address. `web.Gateway` has already replaced the TCP peer with what
+    X-Forwarded-For says when, and only when, the peer is one of `trusted_proxies`: nothing
+    else in livegate reads forwarded headers."""
+    return conn.client.host if conn.client else "unknown"
+
+
+def _who(value: str) -> str:
+    # An email or client_id as a counter key: fixed length, no separator, not in the clear.
+    return digest(value)[:24]
+
+
+class Limiter:
+    """livegate's one rate limiter: every limit counts in one storage.
+
+    Attempts that could guess a secret (dashboard passwords, client secrets, API keys) are
+    counted only when they fail, and looked at before the next attempt's credential is: a
+    source over its limit is refused without its credential being checked, so it learns
+    nothing more, while successful calls never use up a limit.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage = _storage(settings)
+        self.window = MovingWindowRateLimiter(self.storage)
+        self.webcast = WebcastLimiter(settings, self.storage)
+        self._items: dict[str, RateLimitItem] = {}
+        for spec in (
+            settings.rate_limit_login,
+            settings.rate_limit_failures,
+            settings.rate_limit_signup,
+        ):
+            self._item(spec)  # a malformed setting fails at start, not on the first attempt
+
+    # -- the rules ------------------------------------------------------------------------
+
+    def sign_in(self, address: str, email: str) -> list[Rule]:
+        """Failed dashboard sign-ins: per address, whatever the email, and per address and
+        email. Nothing counts per email alone: such a counter is a lock-out anyone who knows
+        the owner's email could trigger from anywhere, while guessing from many addresses
+        is already held to each address's limit."""
+        return self._per_account("sign-in", address, email.strip().lower())
+
+    def client_auth(self, address: str, client_id: str) -> list[Rule]:
+        """Failed client authentications at the token, revocation and introspection
+        endpoints: per address, and per address and client_id. Nothing per client_id alone:
+        client_ids are public, so such a counter would let anyone shut an app out of its
+        token endpoint, and client secrets are too long to guess from any number of
+        addresses."""
+        return self._per_account("client-auth", address, client_id)
+
+    def api_key(self, address: str) -> list[Rule]:
+        """Unknown or revoked API keys on /webcast, per address."""
+        return [Rule(self.settings.rate_limit_failures, (_NAMESPACE, "api-key", address))]
+
+    def sign_up(self, address: str) -> Rule:
+        """Dashboard sign-ups, successful or not, per address."""
+        return Rule(self.settings.rate_limit_signup, (_NAMESPACE, "sign-up", address))
+
+    def account_sign_in(self, address: str) -> Rule:
+        """QR sign-ins started on /account, per address."""
+        return Rule(self.settings.rate_limit_login, (_NAMESPACE, "account-sign-in", address))
+
+    def _per_account(self, kind: str, address: str, account: str) -> list[Rule]:
+        rules = [Rule(self.settings.rate_limit_failures, (_NAMESPACE, kind, address))]
+        if account:  # an attempt that names no account guesses nobody's secret
+            key = (_NAMESPACE, kind, address, _who(account))
+            rules.append(Rule(self.settings.rate_limit_login, key))
+        return rules
+
+    # -- counting -------------------------------------------------------------------------
+
+    async def retry_after(self, rules: list[Rule]) -> int | None:
+        """Seconds until every rule allows one more attempt; None when all do. Counts nothing."""
+        waits = [
+            await self._wait(rule)
+            for rule in rules
+            if not await self.window.test(self._item(rule.limit), *rule.keys)
+        ]
+        return max(waits) if waits else None
+
+    async def failed(self, rules: list[Rule]) -> None:
+        """Count one failed attempt on each rule."""
+        for rule in rules:
+            await self.window.hit(self._item(rule.limit), *rule.keys)
+
+    async def hit(self, rule: Rule) -> int | None:
+        """Count one attempt; when the rule is already exhausted, nothing is counted and the
+        answer is the seconds to wait."""
+        if await self.window.hit(self._item(rule.limit), *rule.keys):
+            return None
+        return await self._wait(rule)
+
+    async def _wait(self, rule: Rule) -> int:
+        stats = await self.window.get_window_stats(self._item(rule.limit), *rule.keys)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    def _item(self, spec: str) -> RateLimitItem:
+        item = self._items.get(spec)
+        if item is None:
+            item = self._items[spec] = parse(spec)
+        return item

@@ -335,7 +335,7 @@ def install(app: Gateway) -> WebcastApi:
     if webcast is None:
         webcast = WebcastClient(state.http, state.settings, make_signer(state.settings, state.http))
         state.webcast = webcast
-    api = WebcastApi(state.settings, state.db, state.oauth, webcast)
+    api = WebcastApi(state.settings, state.db, state.oauth, webcast, state.limiter)
     state.webcast_api = api
     app.serve_first("/webcast/", webcast_app())
     return api

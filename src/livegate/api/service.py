@@ -20,9 +20,15 @@ from starlette.websockets import WebSocket
 
 from livegate.api.auth import Authenticator, Principal
 from livegate.api.errors import ApiError, bad_request, from_upstream, invalid_token
-from livegate.api.ratelimit import WebcastLimiter
+from livegate.api.ratelimit import Limiter
 from livegate.api.recorder import CallRecorder
-from livegate.api.wsproxy import TicketStore, WebSocketProxy, rewrite_push_server, ws_base
+from livegate.api.wsproxy import (
+    RelayRegistry,
+    TicketStore,
+    WebSocketProxy,
+    rewrite_push_server,
+    ws_base,
+)
 from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import TikTokAccount
@@ -74,17 +80,23 @@ def ok(payload: dict[str, Any]) -> JSONResponse:
 
 class WebcastApi:
     def __init__(
-        self, settings: Settings, database: Database, oauth: OAuthService, webcast: WebcastClient
+        self,
+        settings: Settings,
+        database: Database,
+        oauth: OAuthService,
+        webcast: WebcastClient,
+        limiter: Limiter,
     ) -> None:
         self.settings = settings
         self.db = database
         self.oauth = oauth
         self.webcast = webcast
-        self.auth = Authenticator(oauth, database)
-        self.limiter = WebcastLimiter(settings)
+        self.auth = Authenticator(oauth, database, limiter)
+        self.limiter = limiter.webcast
         self.recorder = CallRecorder(database)
         self.tickets = TicketStore()
-        self.proxy = WebSocketProxy(self.tickets, self.auth.token_usable)
+        self.relays = RelayRegistry(database)
+        self.proxy = WebSocketProxy(self.tickets, self.auth.token_usable, self.relays)
         self.ws_base = ws_base(settings.issuer)
 
     async def watch_credentials(self) -> None:

@@ -9,9 +9,10 @@ livegate opens the original push server with the same query, the client's cookie
 session cookies, and relays frames both ways until either side closes.
 
 Tickets: random, held only in this process's memory (with the upstream URL and the session
-jar), single use, valid `TICKET_TTL` seconds to start, bound to the grant: a grant that is no
-longer active at handshake time (revoked, login_required) gets a refusal, and an open relay is
-closed when its grant stops being active (checked every `GRANT_RECHECK` seconds).
+jar), single use, valid `TICKET_TTL` seconds to start, bound to the grant and the access
+token: a token or grant that is no longer usable at handshake time (revoked, expired,
+login_required) gets a refusal, and an open relay is closed with `CLOSE_REVOKED` when its
+token or grant dies (`RelayRegistry`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,18 @@ from dataclasses import dataclass, field
 
 import websockets
 from anyio import to_thread
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from TikTokLive.proto import ProtoMessageFetchResult
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
+from livegate.db.engine import Database
+from livegate.db.models import AccessToken, Grant, utcnow
+from livegate.oauth import tokens
 from livegate.tiktok import wire
 from livegate.tiktok.cookies import cookie_header
 from livegate.tiktok.http import DEFAULT_USER_AGENT
@@ -41,9 +48,15 @@ from livegate.tiktok.webcast import FETCH_PUSH_SERVER_FIELD
 log = logging.getLogger(__name__)
 
 TICKET_TTL = 60.0
-GRANT_RECHECK = 15.0
 OPEN_TIMEOUT = 4.0
 MAX_TICKETS = 100_000
+# The Euler WebSocket API's INVALID_AUTH. TikTokLive raises ConnectionClosedError, with this
+# code and the reason, for any close but 1000/1001 (which it takes for the stream's normal
+# end), so the app learns that its access ended rather than the LIVE.
+CLOSE_REVOKED = 4401
+REVOKED_REASON = "livegate: the authorization is no longer active"
+RECHECK_EVERY = 1.0  # seconds between looks for tokens that died elsewhere (another process)
+RECHECK_BATCH = 500  # digests per statement
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,102 @@ def rewrite_push_server(
     return bytes(result)
 
 
+_LIVE_TOKENS = (
+    select(AccessToken.token_digest)
+    .join(Grant, Grant.id == AccessToken.grant_id)
+    .where(
+        AccessToken.token_digest.in_(bindparam("digests", expanding=True)),
+        AccessToken.revoked_at.is_(None),
+        AccessToken.expires_at > bindparam("now"),
+        Grant.status == "active",
+    )
+)
+
+
+@dataclass(eq=False)
+class Relay:
+    """One open relay, as the registry knows it."""
+
+    token_digest: str
+    grant_id: int
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class RelayRegistry:
+    """The relays open in this process, so that each closes when its token or grant dies.
+
+    - Revoked by this process (`/tiktok/oauth/revoke`, `/account`, the dashboard, a replayed
+      code or refresh token, login_required): `oauth/tokens.py` notes what it revoked in the
+      database session, and once that session commits, the relays on those tokens and grants
+      end at once.
+    - Revoked by another process or instance sharing the database, or expired: every
+      `every` seconds, one query reads which of the open relays' tokens are still usable,
+      and the others end. Only the database is shared; no timer per relay.
+    """
+
+    def __init__(self, database: Database, every: float = RECHECK_EVERY) -> None:
+        self.db = database
+        self.every = every
+        self._open: set[Relay] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, token_digest: str, grant_id: int) -> Relay:
+        relay = Relay(token_digest, grant_id)
+        self._open.add(relay)
+        return relay
+
+    def discard(self, relay: Relay) -> None:
+        self._open.discard(relay)
+
+    def _end(self, token_digests: set[str], grant_ids: set[int]) -> None:
+        for relay in list(self._open):
+            if relay.token_digest in token_digests or relay.grant_id in grant_ids:
+                relay.ended.set()
+
+    def _committed(self, session: Session) -> None:
+        # Runs in whichever thread committed; the relays belong to the event loop.
+        revoked = tokens.take_revoked(session)
+        if revoked is not None and self._open and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._end, revoked.token_digests, revoked.grant_ids)
+
+    def _rolled_back(self, session: Session) -> None:
+        tokens.take_revoked(session)  # nothing was revoked after all
+
+    async def watch(self) -> None:
+        """Runs for the app's life."""
+        self._loop = asyncio.get_running_loop()
+        sessions = self.db.sessionmaker
+        event.listen(sessions, "after_commit", self._committed)
+        event.listen(sessions, "after_rollback", self._rolled_back)
+        try:
+            while True:
+                await asyncio.sleep(self.every)
+                await self.recheck()
+        finally:
+            event.remove(sessions, "after_commit", self._committed)
+            event.remove(sessions, "after_rollback", self._rolled_back)
+
+    async def recheck(self) -> None:
+        digests = {relay.token_digest for relay in self._open}
+        if not digests:
+            return
+        try:
+            live = await to_thread.run_sync(self._live, sorted(digests))
+        except SQLAlchemyError as exc:  # the next look tries again
+            log.warning("could not recheck the open relays' tokens: %s", type(exc).__name__)
+            return
+        self._end(digests - live, set())
+
+    def _live(self, digests: list[str]) -> set[str]:
+        live: set[str] = set()
+        now = utcnow()
+        with self.db.reads.connect() as conn:
+            for start in range(0, len(digests), RECHECK_BATCH):
+                batch = digests[start : start + RECHECK_BATCH]
+                live.update(conn.execute(_LIVE_TOKENS, {"digests": batch, "now": now}).scalars())
+        return live
+
+
 async def _deny(ws: WebSocket, status: int, handshake_status: str, message: str) -> None:
     # TikTok's way of refusing an upgrade: HTTP 200 + handshake-status / handshake-msg.
     headers = {"handshake-status": handshake_status, "handshake-msg": message}
@@ -176,17 +285,31 @@ async def _deny(ws: WebSocket, status: int, handshake_status: str, message: str)
 
 
 class WebSocketProxy:
-    def __init__(self, tickets: TicketStore, token_usable: Callable[[str, int], bool]) -> None:
+    def __init__(
+        self,
+        tickets: TicketStore,
+        token_usable: Callable[[str, int], bool],
+        relays: RelayRegistry,
+    ) -> None:
         self.tickets = tickets
         self.token_usable = token_usable
+        self.relays = relays
 
     async def handle(self, ws: WebSocket, ticket_id: str) -> None:
         ticket = self.tickets.take(ticket_id)
         if ticket is None:
             await _deny(ws, 200, "417", "livegate: unknown, used or expired WebSocket ticket")
             return
+        # Registered before the token is checked: a revocation committed from here on ends it.
+        relay = self.relays.add(ticket.token_digest, ticket.grant_id)
+        try:
+            await self._open(ws, ticket, relay)
+        finally:
+            self.relays.discard(relay)
+
+    async def _open(self, ws: WebSocket, ticket: Ticket, relay: Relay) -> None:
         if not await to_thread.run_sync(self.token_usable, ticket.token_digest, ticket.grant_id):
-            await _deny(ws, 200, "415", "livegate: the authorization is no longer active")
+            await _deny(ws, 200, "415", REVOKED_REASON)
             return
         query = ws.scope.get("query_string", b"").decode("latin-1")
         url = ticket.upstream + ("?" + query if query else "")
@@ -228,9 +351,9 @@ class WebSocketProxy:
         if options:
             accept_headers.append((b"handshake-options", options.encode("latin-1")))
         await ws.accept(subprotocol=upstream.subprotocol, headers=accept_headers)
-        await self._relay(ws, upstream, ticket)
+        await self._relay(ws, upstream, relay)
 
-    async def _relay(self, ws: WebSocket, upstream: ClientConnection, ticket: Ticket) -> None:
+    async def _relay(self, ws: WebSocket, upstream: ClientConnection, relay: Relay) -> None:
         async def client_to_upstream() -> None:
             while True:
                 message = await ws.receive()
@@ -249,18 +372,10 @@ class WebSocketProxy:
                 else:
                     await ws.send_text(message)
 
-        async def watch_grant() -> None:
-            while True:
-                await asyncio.sleep(GRANT_RECHECK)
-                if not await to_thread.run_sync(
-                    self.token_usable, ticket.token_digest, ticket.grant_id
-                ):
-                    return
-
         tasks = [
             asyncio.create_task(client_to_upstream()),
             asyncio.create_task(upstream_to_client()),
-            asyncio.create_task(watch_grant()),
+            asyncio.create_task(relay.ended.wait()),
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -273,5 +388,10 @@ class WebSocketProxy:
             code = upstream.close_code or 1000
             with contextlib.suppress(Exception):
                 await upstream.close()
+            reason = ""
+            if relay.ended.is_set():
+                code, reason = CLOSE_REVOKED, REVOKED_REASON
+            elif not (code in (1000, 1001) or 3000 <= code < 5000):
+                code = 1000
             with contextlib.suppress(Exception, WebSocketDisconnect):
-                await ws.close(code=code if code in (1000, 1001) or 3000 <= code < 5000 else 1000)
+                await ws.close(code=code, reason=reason)

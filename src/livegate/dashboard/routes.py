@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from livegate import apikeys
+from livegate.api.ratelimit import Limiter, client_address
 from livegate.config import Settings
 from livegate.dashboard import account as account_service
 from livegate.dashboard import service, sessions, usage
@@ -22,7 +23,6 @@ from livegate.dashboard.csrf import COOKIE as CSRF_COOKIE
 from livegate.dashboard.csrf import FIELD as CSRF_FIELD
 from livegate.dashboard.csrf import CsrfSigner
 from livegate.dashboard.passwords import MIN_LENGTH
-from livegate.dashboard.ratelimit import RateLimiter
 from livegate.dashboard.strings import STRINGS
 from livegate.db.engine import Database
 from livegate.db.models import Developer, Grant, TikTokAccount, WebSession, utcnow
@@ -38,19 +38,21 @@ P = ParamSpec("P")
 
 
 class DashboardState:
-    def __init__(self, settings: Settings, database: Database, logins: LoginService) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, logins: LoginService, limiter: Limiter
+    ) -> None:
         self.settings = settings
         self.db = database
         self.logins = logins
         self.csrf = CsrfSigner(settings.server_keys[0])
-        self.limiter = RateLimiter.from_settings(settings)
+        self.limiter = limiter
 
 
 def install(app: FastAPI) -> None:
     """Wire the dashboard into the app: its state, the /account sign-in hook, the routes."""
     settings: Settings = app.state.settings
     logins: LoginService = app.state.logins
-    app.state.dashboard = DashboardState(settings, app.state.db, logins)
+    app.state.dashboard = DashboardState(settings, app.state.db, logins, app.state.limiter)
     logins.on_account_login = account_service.make_on_account_login(settings)
     app.include_router(router)
 
@@ -237,10 +239,6 @@ def page(fn: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Response
     return wrapper
 
 
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def _require_developer(ctx: Ctx) -> Developer:
     if ctx.developer is None:
         raise _LoginRedirect()
@@ -307,13 +305,10 @@ async def login_submit(request: Request) -> Response:
     ctx, form = await _post(request, "dashboard")
     email = str(form.get("email") or "")
     password = str(form.get("password") or "")
-    state = ctx.state
-    limit = state.settings.rate_limit_login
-    key = email.strip().lower()
-    allowed = state.limiter.hit(limit, "dashboard-login", _client_ip(request), key)
-    allowed = state.limiter.hit(limit, "dashboard-login-email", key) and allowed
-    if not allowed:
-        retry = state.limiter.reset_after(limit, "dashboard-login", _client_ip(request), key)
+    limiter = ctx.state.limiter
+    rules = limiter.sign_in(client_address(request), email)
+    retry = await limiter.retry_after(rules)
+    if retry is not None:
         return _render(
             ctx,
             "dashboard/login.html",
@@ -323,6 +318,7 @@ async def login_submit(request: Request) -> Response:
         )
     dev = await _run(request, lambda s: service.authenticate(s, email, password))
     if dev is None:
+        await limiter.failed(rules)
         return _render(
             ctx,
             "dashboard/login.html",
@@ -352,11 +348,13 @@ async def signup_submit(request: Request) -> Response:
         return _render(ctx, "dashboard/signup.html", {"closed": True}, status=403)
     email = str(form.get("email") or "")
     password = str(form.get("password") or "")
-    ip = _client_ip(request)
-    if not state.limiter.hit(state.settings.rate_limit_login, "dashboard-signup", ip):
+    retry = await state.limiter.hit(state.limiter.sign_up(client_address(request)))
+    if retry is not None:
         error = STRINGS["too_many_attempts"]
         data = {"closed": False, "email": email, "error": error, "min": MIN_LENGTH}
-        return _render(ctx, "dashboard/signup.html", data, status=429)
+        return _render(
+            ctx, "dashboard/signup.html", data, status=429, headers={"Retry-After": str(retry)}
+        )
 
     def create(session: Session) -> int:
         return service.create_developer(session, email, password).id
@@ -761,7 +759,7 @@ async def account_login(request: Request) -> Response:
     ctx, _ = await _post(request, "account")
     state = ctx.state
     settings = state.settings
-    if not state.limiter.hit(settings.rate_limit_login, "account-login", _client_ip(request)):
+    if await state.limiter.hit(state.limiter.account_sign_in(client_address(request))):
         raise PageError(429, STRINGS["too_many_attempts"])
     # The cookie that becomes the /account session once the user confirms on their phone.
     pending = new_secret(sessions.PREFIX)

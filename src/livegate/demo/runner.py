@@ -86,7 +86,12 @@ async def seed_simulator(sim_url: str) -> None:
 def _server(app: Any, host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(
         uvicorn.Config(
-            app, host=host, port=port, log_config=uvicorn_log_config(), log_level="warning"
+            app,
+            host=host,
+            port=port,
+            log_config=uvicorn_log_config(),
+            log_level="warning",
+            proxy_headers=False,  # as `livegate serve`: see web.Gateway
         )
     )
 

@@ -6,10 +6,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from livegate.api.ratelimit import Limiter, client_address
 from livegate.bodies import BadBody, parse_json_object
 from livegate.oauth.bearer import bearer_error, extract_token
 from livegate.oauth.server import OAuthResult
@@ -65,13 +67,41 @@ def _headers(request: Request) -> dict[str, str]:
 EndpointCall = Callable[[str, dict[str, str], list[tuple[str, str]]], OAuthResult]
 
 
+def _client_id(headers: dict[str, str], params: list[tuple[str, str]]) -> str:
+    try:
+        basic_id, _ = extract_basic_authorization(headers)
+    except ValueError:  # not UTF-8: Authlib refuses it as invalid_client later
+        basic_id = None
+    return basic_id or next((v for k, v in params if k == "client_id"), "")
+
+
+def _too_many(retry: int) -> OAuthResult:
+    # RFC 6749 §5.2's error codes are a closed list, which RFC 7009 and RFC 7662 reuse: the
+    # refusal is of client authentication, and 429 with Retry-After says it is temporary.
+    description = f"Too many failed client authentications; retry in {retry} s."
+    body = {"error": "invalid_client", "error_description": description}
+    return OAuthResult(429, body, [("Retry-After", str(retry))])
+
+
 async def _endpoint(request: Request, call: EndpointCall) -> Response:
-    """One Authlib endpoint: read either dialect, run it in the threadpool, answer in kind."""
+    """One Authlib endpoint: read either dialect, run it in the threadpool, answer in kind.
+
+    Failed client authentications count against the caller's address (and client_id);
+    over the limit, a request is refused before its client is looked at.
+    """
     try:
         params, as_json = await read_params(request)
     except BadBody as exc:
         return bad_request(str(exc), False)
-    result = await run_in_threadpool(call, str(request.url), _headers(request), params)
+    headers = _headers(request)
+    limiter: Limiter = request.app.state.limiter
+    rules = limiter.client_auth(client_address(request), _client_id(headers, params))
+    retry = await limiter.retry_after(rules)
+    if retry is not None:
+        return oauth_response(_too_many(retry), as_json)
+    result = await run_in_threadpool(call, str(request.url), headers, params)
+    if isinstance(result.body, dict) and result.body.get("error") == "invalid_client":
+        await limiter.failed(rules)
     return oauth_response(result, as_json)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -16,6 +18,29 @@ from livegate.db.models import (
 )
 from livegate.secrets import ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, digest
 from livegate.vault import Vault
+
+
+@dataclass
+class Revoked:
+    """What a transaction revoked, for whoever acts on it once it commits (the WebSocket
+    relays open on those tokens: api/wsproxy.py)."""
+
+    token_digests: set[str] = field(default_factory=set)
+    grant_ids: set[int] = field(default_factory=set)
+
+
+_REVOKED = "livegate.revoked"
+
+
+def _revoked(db: Session) -> Revoked:
+    revoked: Revoked = db.info.setdefault(_REVOKED, Revoked())
+    return revoked
+
+
+def take_revoked(db: Session) -> Revoked | None:
+    """What the session revoked since the last call (after its commit or rollback)."""
+    revoked: Revoked | None = db.info.pop(_REVOKED, None)
+    return revoked
 
 
 def find_access_token(db: Session, token: str) -> AccessToken | None:
@@ -45,6 +70,7 @@ def _revoke_where_model(
     if rows:
         db.execute(update(model).where(model.id.in_([r.id for r in rows])).values(revoked_at=now))
         Vault.destroy_wraps(db, [r.token_digest for r in rows])
+        _revoked(db).token_digests.update(r.token_digest for r in rows)
 
 
 def revoke_access_token(db: Session, row: AccessToken) -> None:
@@ -61,6 +87,7 @@ def end_grant(db: Session, grant: Grant, status: str = "revoked") -> None:
     """Every token of the grant dies at once and the stored TikTok session is destroyed."""
     now = utcnow()
     grant.status = status
+    _revoked(db).grant_ids.add(grant.id)
     if status == "revoked":
         grant.revoked_at = now
     for model in (AccessToken, RefreshToken):
