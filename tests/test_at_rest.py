@@ -395,8 +395,20 @@ def test_dump_after_sign_ins_and_token_exchanges_holds_no_secret(world: World) -
 
 
 @AT_REST
-def test_dump_after_refused_and_cancelled_sign_ins_holds_no_secret(world: World) -> None:
+def test_dump_after_refused_failed_and_cancelled_sign_ins_holds_no_secret(world: World) -> None:
     app = registered(world)
+    # Failed: TikTok confirms, then says the new session is not signed in.
+    account = sim_account(world.sim, new_user())
+    fault = {"route": "passport/web/account/info", "status": 401, "count": 1}
+    assert httpx.post(f"{world.sim}/_sim/faults", json=fault).status_code in (200, 201)
+    try:
+        login = start_qr(world.gw, authorize(world, app))
+        world.note_login(login)
+        confirm_on_phone(world, login, account["uid"])
+        assert wait_status(login, {"error", "done"})["status"] == "error"
+    finally:
+        httpx.delete(f"{world.sim}/_sim/faults")
+    assert world.pending(login.login_id).sealed is None
     # Refused on the phone.
     account = sim_account(world.sim, new_user())
     login = start_qr(world.gw, authorize(world, app))
