@@ -155,7 +155,7 @@ def test_purge_removes_expired_rows_in_batches(
             )
             s.add(
                 PendingLogin(
-                    id=f"old-{i}-{os.urandom(4).hex()}", csrf_token="x", expires_at=long_ago
+                    id=f"old-{i}-{os.urandom(4).hex()}", binding_digest="x", expires_at=long_ago
                 )
             )
     counts = purge_all(database, batch=2)

@@ -58,6 +58,32 @@ class Vault:
         )
         return hkdf.derive(server_key + b"\x00" + secret.encode())
 
+    # -- sealing ----------------------------------------------------------------------------
+
+    def seal(self, secret: str, kind: str, plaintext: bytes, aad: bytes) -> bytes:
+        """AES-GCM under HKDF(newest server key || secret): salt, nonce and ciphertext.
+
+        For short-lived state that the holder of `secret` brings back (a pending sign-in):
+        neither the blob with the server key nor the blob with the secret opens it alone.
+        """
+        salt = os.urandom(16)
+        nonce = os.urandom(12)
+        kek = self._kek(self.server_keys[0], secret, salt, kind)
+        return salt + nonce + AESGCM(kek).encrypt(nonce, plaintext, aad)
+
+    def unseal(self, secret: str, kind: str, blob: bytes, aad: bytes) -> bytes:
+        """Open a `seal` blob; every configured server key is tried, newest first."""
+        if len(blob) < 16 + 12 + 16:
+            raise VaultError("sealed data is truncated")
+        salt, nonce, ciphertext = blob[:16], blob[16:28], blob[28:]
+        for server_key in self.server_keys:
+            kek = self._kek(server_key, secret, salt, kind)
+            try:
+                return AESGCM(kek).decrypt(nonce, ciphertext, aad)
+            except InvalidTag:
+                continue
+        raise VaultError("sealed data does not open")
+
     # -- sessions ---------------------------------------------------------------------------
 
     def store_session(

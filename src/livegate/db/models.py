@@ -213,7 +213,13 @@ class AccessToken(Base):
 
 
 class PendingLogin(Base):
-    """One authorization request waiting for the user's QR sign-in."""
+    """One QR sign-in waiting for the user (an authorization request or an /account sign-in).
+
+    Nothing here opens anything: the browser's binding secret is kept only as a digest, and
+    what TikTok would honour (warm-up cookies, QR token and URL, the confirmed cookie jar) only
+    sealed under the server key and that binding (`login/sealed.py`). The authorization code is
+    derived from the binding when the browser asks, so it is not kept at all.
+    """
 
     __tablename__ = "pending_logins"
 
@@ -223,18 +229,18 @@ class PendingLogin(Base):
     client_pk: Mapped[int | None] = mapped_column(
         ForeignKey("oauth_clients.id", ondelete="CASCADE"), nullable=True
     )
-    # The validated authorization request's parameters.
+    # The validated authorization request's parameters (no secret among them).
     request_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    csrf_token: Mapped[str] = mapped_column(String(64))
-    # new | scanned | confirmed | expired | refused | verify | error | done
-    status: Mapped[str] = mapped_column(String(16), default="new")
-    qr_token: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    qr_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    binding_digest: Mapped[str] = mapped_column(String(64))
+    # consent | new | scanned | verify | confirmed | refused | error | done
+    status: Mapped[str] = mapped_column(String(16), default="consent")
     qr_expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
-    # Passport state between polls: warm-up cookies (no session cookie), host index, back-off.
-    passport_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # What the page says beside the status ("TikTok is not answering..."); never a secret.
+    message: Mapped[str | None] = mapped_column(String(200), nullable=True)
     next_poll_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     account_unique_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Where the browser goes when the sign-in ends, without the authorization code.
     result_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from livegate.db.models import PendingLogin
-from livegate.login import strings
+from livegate.login import sealed, strings
 from livegate.login.service import (
     BadCsrf,
     LoginNotFound,
     LoginService,
     LoginView,
+    NewLogin,
     binding_value,
     qr_version,
 )
@@ -38,10 +38,10 @@ def binding(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-def set_login_cookie(request: Request, response: Response, row: PendingLogin) -> None:
+def set_login_cookie(request: Request, response: Response, login: NewLogin) -> None:
     response.set_cookie(
         COOKIE,
-        binding_value(row),
+        binding_value(login),
         max_age=logins(request).settings.login_ttl,
         path=COOKIE_PATH,
         httponly=True,
@@ -82,23 +82,23 @@ async def authorize(request: Request) -> Response:
     client_pk = check.client.id
     params = check.params
 
-    def create() -> PendingLogin:
+    def create() -> NewLogin:
         with svc.db.session() as session:
             return svc.create(session, purpose="authorize", params=params, client_pk=client_pk)
 
-    row = await run_in_threadpool(create)
+    login = await run_in_threadpool(create)
     response = templates.TemplateResponse(
         request,
         "consent.html",
         {
             "client": check.client,
             "scopes": scopes.describe(check.scopes or []),
-            "login": row,
+            "login": login,
             "t": strings.STRINGS,
         },
         headers=NO_STORE,
     )
-    set_login_cookie(request, response, row)
+    set_login_cookie(request, response, login)
     return response
 
 
@@ -130,13 +130,13 @@ async def cancel(request: Request, login_id: str) -> Response:
     return RedirectResponse(url, status_code=303, headers=NO_STORE)
 
 
-def _qr_page(request: Request, view: LoginView, login: PendingLogin) -> Response:
+def _qr_page(request: Request, view: LoginView, csrf: str) -> Response:
     return templates.TemplateResponse(
         request,
         "qr.html",
         {
             "view": view,
-            "login": login,
+            "csrf_token": csrf,
             "t": strings.STRINGS,
             "status_text": strings.status_text(view.status),
             "qr_version": qr_version(view.qr_url),
@@ -147,17 +147,15 @@ def _qr_page(request: Request, view: LoginView, login: PendingLogin) -> Response
 
 @router.get("/tiktok/oauth/login/{login_id}", response_model=None)
 async def qr_page(request: Request, login_id: str) -> Response:
-    svc = logins(request)
+    cookie = binding(request)
     try:
-        view = await svc.step(login_id, binding(request))
-        row = await svc.get_params(login_id, binding(request))
+        view = await logins(request).step(login_id, cookie)
     except LoginNotFound:
         return expired_page(request)
-    if view.status == "done" and view.result_url:
+    if view.status in ("done", "refused") and view.result_url:
         return RedirectResponse(view.result_url, status_code=303, headers=NO_STORE)
-    if view.status == "refused" and view.result_url:
-        return RedirectResponse(view.result_url, status_code=303, headers=NO_STORE)
-    return _qr_page(request, view, row)
+    # step() found the binding good, so the cookie is there.
+    return _qr_page(request, view, sealed.csrf_token(cookie or ""))
 
 
 @router.get("/tiktok/oauth/login/{login_id}/status", response_model=None)

@@ -3,6 +3,10 @@
 A pending login advances only when the browser asks (page load or status poll), at most once
 per poll interval, whichever request claims the slot; so any number of open tabs cause one
 upstream poll per interval.
+
+Every request of the sign-in brings the browser's binding secret (a cookie); the row keeps
+only its digest, and whatever TikTok would honour is sealed under it (`sealed.py`). So the
+state survives a poll that lands on another gateway process, and a database dump opens nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import hashlib
 import logging
 import secrets as pysecrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio.to_thread
+from authlib.common.urls import add_params_to_uri, url_decode, url_encode
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
@@ -23,10 +29,14 @@ from livegate import audit
 from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import PendingLogin, utcnow
+from livegate.login import sealed
+from livegate.login.sealed import LoginSecrets
 from livegate.oauth.service import OAuthService
+from livegate.secrets import digest, digest_matches
 from livegate.tiktok.cookies import has_login_cookie, keep_session_cookies
 from livegate.tiktok.errors import SessionExpired, UpstreamError
 from livegate.tiktok.passport import PassportClient, QRCode, QRPoll, TikTokProfile
+from livegate.vault import VaultError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +68,18 @@ class LoginView:
         }
 
 
+@dataclass(frozen=True)
+class NewLogin:
+    """A sign-in just created, and the binding secret only the starting browser will hold."""
+
+    id: str
+    binding: str
+
+    @property
+    def csrf_token(self) -> str:
+        return sealed.csrf_token(self.binding)
+
+
 class LoginNotFound(LookupError):
     pass
 
@@ -71,17 +93,11 @@ def qr_version(qr_url: str | None) -> str:
     return hashlib.sha256(qr_url.encode()).hexdigest()[:12] if qr_url else ""
 
 
-def _view(row: PendingLogin, message: str | None = None) -> LoginView:
-    return LoginView(
-        id=row.id,
-        status=row.status,
-        purpose=row.purpose,
-        qr_url=row.qr_url,
-        qr_expires_at=row.qr_expires_at,
-        result_url=row.result_url,
-        message=message or (row.passport_state or {}).get("_message"),
-        unique_id=row.account_unique_id,
-    )
+def without_code(url: str, code: str) -> str:
+    """The redirect Authlib built, less the code: what the pending sign-in may keep."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in url_decode(parts.query) if not (k == "code" and v == code)]
+    return urlunsplit(parts._replace(query=url_encode(kept)))
 
 
 class LoginService:
@@ -97,6 +113,7 @@ class LoginService:
         self.settings = settings
         self.db = database
         self.oauth = oauth
+        self.vault = oauth.vault
         self.passport = passport
         # The connected-apps page signs users in with the same QR flow; it supplies this.
         self.on_account_login = on_account_login
@@ -108,18 +125,64 @@ class LoginService:
 
         return await anyio.to_thread.run_sync(run)
 
+    # -- rows, seals, views ------------------------------------------------------------------
+
+    def _load(self, session: Session, login_id: str, binding: str) -> PendingLogin:
+        row = session.get(PendingLogin, login_id)
+        if row is None or row.expires_at <= utcnow():
+            raise LoginNotFound(login_id)
+        # The browser that started the flow holds the binding cookie; nobody else may drive it.
+        if not binding or not digest_matches(binding, row.binding_digest):
+            raise LoginNotFound(login_id)
+        return row
+
+    def _open(self, row: PendingLogin, binding: str) -> LoginSecrets:
+        try:
+            return sealed.open_sealed(self.vault, binding, row.id, row.sealed)
+        except VaultError:
+            # Sealed under a server key no longer configured: the sign-in cannot go on.
+            raise LoginNotFound(row.id) from None
+
+    def _seal(self, row: PendingLogin, binding: str, held: LoginSecrets) -> None:
+        row.sealed = sealed.seal(self.vault, binding, row.id, held)
+
+    def _result_url(self, row: PendingLogin, binding: str) -> str | None:
+        if row.result_url and row.status == "done" and row.purpose == "authorize":
+            code = sealed.authorization_code(binding, row.id)
+            return add_params_to_uri(row.result_url, [("code", code)])
+        return row.result_url
+
+    def _view(
+        self, row: PendingLogin, binding: str, held: LoginSecrets | None, message: str | None = None
+    ) -> LoginView:
+        return LoginView(
+            id=row.id,
+            status=row.status,
+            purpose=row.purpose,
+            qr_url=held.qr_url if held else None,
+            qr_expires_at=row.qr_expires_at,
+            result_url=self._result_url(row, binding),
+            message=message or row.message,
+            unique_id=row.account_unique_id,
+        )
+
+    def _load_view(self, session: Session, login_id: str, binding: str) -> LoginView:
+        row = self._load(session, login_id, binding)
+        return self._view(row, binding, self._open(row, binding))
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def create(
         self, session: Session, *, purpose: str, params: dict[str, Any], client_pk: int | None
-    ) -> PendingLogin:
+    ) -> NewLogin:
         now = utcnow()
+        new = NewLogin(id=pysecrets.token_urlsafe(24), binding=sealed.new_binding())
         row = PendingLogin(
-            id=pysecrets.token_urlsafe(24),
+            id=new.id,
             purpose=purpose,
             client_pk=client_pk,
             request_params=params,
-            csrf_token=pysecrets.token_urlsafe(32),
+            binding_digest=digest(new.binding),
             status="consent",
             expires_at=now + dt.timedelta(seconds=self.settings.login_ttl),
         )
@@ -127,48 +190,46 @@ class LoginService:
         session.flush()
         if client_pk is not None:
             audit.record(session, "authorization.started", client_pk=client_pk)
-        return row
+        return new
 
-    def _load(self, session: Session, login_id: str, binding: str | None) -> PendingLogin:
-        row = session.get(PendingLogin, login_id)
-        if row is None or row.expires_at <= utcnow():
-            raise LoginNotFound(login_id)
-        # The browser that started the flow holds the binding cookie; nobody else may drive it.
-        if not binding or not pysecrets.compare_digest(binding, row.csrf_token):
-            raise LoginNotFound(login_id)
-        return row
+    # The public methods take the binding cookie as the browser sent it (maybe none).
 
-    async def view(self, login_id: str, binding: str | None) -> LoginView:
-        return await self._db(lambda s: _view(self._load(s, login_id, binding)))
+    async def view(self, login_id: str, cookie: str | None) -> LoginView:
+        binding = cookie or ""
+        return await self._db(lambda s: self._load_view(s, login_id, binding))
 
-    async def get_params(self, login_id: str, binding: str | None) -> PendingLogin:
-        return await self._db(lambda s: self._load(s, login_id, binding))
-
-    async def start(self, login_id: str, binding: str | None, csrf: str | None) -> LoginView:
+    async def start(self, login_id: str, cookie: str | None, csrf: str | None) -> LoginView:
         """The user pressed "Continue with TikTok": fetch the first QR code."""
-        row = await self._db(lambda s: self._check_csrf(self._load(s, login_id, binding), csrf))
-        if row.qr_token:
-            return _view(row)
+        binding = cookie or ""
+        row = await self._db(
+            lambda s: self._check_csrf(self._load(s, login_id, binding), binding, csrf)
+        )
+        if row.sealed:
+            return await self.view(login_id, binding)
         try:
             state, qr = await self.passport.start()
         except UpstreamError as exc:
             log.warning("passport start failed: %s", exc.code)
-            return _view(row, "TikTok is not answering right now. Please try again.")
+            message = "TikTok is not answering right now. Please try again."
+            return self._view(row, binding, None, message)
 
         def save(session: Session) -> LoginView:
             r = self._load(session, login_id, binding)
-            _apply_qr(r, qr)
-            r.passport_state = state
+            held = _with_qr(LoginSecrets(passport=state), r, qr)
+            self._seal(r, binding, held)
             r.status = "new"
             r.next_poll_at = utcnow()
-            return _view(r)
+            return self._view(r, binding, held)
 
         return await self._db(save)
 
-    async def cancel(self, login_id: str, binding: str | None, csrf: str | None) -> str:
+    async def cancel(self, login_id: str, cookie: str | None, csrf: str | None) -> str:
+        binding = cookie or ""
+
         def run(session: Session) -> str:
-            row = self._check_csrf(self._load(session, login_id, binding), csrf)
+            row = self._check_csrf(self._load(session, login_id, binding), binding, csrf)
             row.status = "refused"
+            row.sealed = None
             row.result_url = self.oauth.deny_redirect(row.request_params)
             audit.record(session, "authorization.refused", client_pk=row.client_pk, by="consent")
             return row.result_url
@@ -176,21 +237,23 @@ class LoginService:
         return await self._db(run)
 
     @staticmethod
-    def _check_csrf(row: PendingLogin, csrf: str | None) -> PendingLogin:
-        if not csrf or not pysecrets.compare_digest(csrf, row.csrf_token):
+    def _check_csrf(row: PendingLogin, binding: str, csrf: str | None) -> PendingLogin:
+        if not csrf or not pysecrets.compare_digest(csrf, sealed.csrf_token(binding)):
             raise BadCsrf()
         return row
 
     # -- polling ----------------------------------------------------------------------------
 
-    async def step(self, login_id: str, binding: str | None) -> LoginView:
+    async def step(self, login_id: str, cookie: str | None) -> LoginView:
         """Advance the sign-in by at most one upstream poll, and say where it stands."""
         now = utcnow()
+        binding = cookie or ""
 
-        def claim(session: Session) -> tuple[PendingLogin, bool]:
+        def claim(session: Session) -> tuple[PendingLogin, LoginSecrets, bool]:
             row = self._load(session, login_id, binding)
-            if row.status in FINAL or row.status == "consent" or not row.qr_token:
-                return row, False
+            held = self._open(row, binding)
+            if row.status in FINAL or row.status == "consent" or not held.qr_token:
+                return row, held, False
             interval = dt.timedelta(seconds=self.settings.qr_poll_interval)
             claimed = session.execute(
                 update(PendingLogin)
@@ -200,127 +263,128 @@ class LoginService:
                 )
                 .values(next_poll_at=now + interval)
             )
-            return row, claimed.rowcount == 1  # type: ignore[attr-defined]
+            return row, held, claimed.rowcount == 1  # type: ignore[attr-defined]
 
-        row, claimed = await self._db(claim)
+        row, held, claimed = await self._db(claim)
         if not claimed:
-            return _view(row)
-        state = dict(row.passport_state or {})
-        state.pop("_message", None)
-        token = row.qr_token or ""
+            return self._view(row, binding, held)
+        # A fresh copy for the passport client to update in place.
+        held = replace(held, passport=dict(held.passport))
+        state = held.passport
+        token = held.qr_token or ""
         try:
-            if row.status == "confirmed" and state.get("_jar"):
+            if row.status == "confirmed" and held.jar:
                 # The QR token is spent once confirmed; only the profile read is retried.
-                poll = QRPoll(status="confirmed", cookies=dict(state["_jar"]))
+                poll = QRPoll(status="confirmed", cookies=dict(held.jar))
             elif row.qr_expires_at and row.qr_expires_at <= now:
                 poll = QRPoll(status="expired")
             else:
                 poll = await self.passport.poll(state, token)
             if poll.status == "expired":
                 qr = await self.passport.new_qr(state)
-                return await self._save(login_id, binding, state, status="new", qr=qr)
+                return await self._save(login_id, binding, held, status="new", qr=qr)
             if poll.status == "confirmed":
                 jar = keep_session_cookies(poll.cookies)
                 if not has_login_cookie(jar):
                     return await self._fail(login_id, binding, "TikTok did not return a session.")
-                state["_jar"] = jar
-                await self._save(login_id, binding, state, status="confirmed")
+                held.jar = jar
+                await self._save(login_id, binding, held, status="confirmed")
                 profile = await self.passport.fetch_profile(jar)
-                return await self._finish(login_id, binding, state, profile, jar)
+                return await self._finish(login_id, binding, profile, jar)
         except SessionExpired:
             return await self._fail(login_id, binding, "TikTok ended the session right away.")
         except UpstreamError as exc:
             log.warning("passport poll failed: %s", exc.code)
-            state["_message"] = "TikTok is not answering right now; still trying."
-            return await self._save(login_id, binding, state)
+            message = "TikTok is not answering right now; still trying."
+            return await self._save(login_id, binding, held, message=message)
         if poll.status == "refused":
-            return await self._refuse(login_id, binding, state)
+            return await self._refuse(login_id, binding)
         if poll.status == "slow_down":
             retry = dt.timedelta(seconds=poll.retry_after or 120)
-            return await self._save(login_id, binding, state, next_poll_at=utcnow() + retry)
+            return await self._save(login_id, binding, held, next_poll_at=utcnow() + retry)
         status = poll.status if poll.status in ("new", "scanned", "verify") else row.status
-        return await self._save(login_id, binding, state, status=status)
+        return await self._save(login_id, binding, held, status=status)
 
     async def _save(
         self,
         login_id: str,
-        binding: str | None,
-        state: dict[str, Any],
+        binding: str,
+        held: LoginSecrets,
         *,
         status: str | None = None,
         qr: QRCode | None = None,
         next_poll_at: dt.datetime | None = None,
+        message: str | None = None,
     ) -> LoginView:
         def run(session: Session) -> LoginView:
             r = self._load(session, login_id, binding)
             if r.status in FINAL:
-                return _view(r)
-            r.passport_state = state
+                return self._view(r, binding, None)
+            kept = _with_qr(held, r, qr) if qr else held
+            self._seal(r, binding, kept)
+            r.message = message
             if status:
                 r.status = status
-            if qr:
-                _apply_qr(r, qr)
             if next_poll_at:
                 r.next_poll_at = next_poll_at
-            return _view(r)
+            return self._view(r, binding, kept)
 
         return await self._db(run)
 
-    async def _fail(self, login_id: str, binding: str | None, message: str) -> LoginView:
+    async def _fail(self, login_id: str, binding: str, message: str) -> LoginView:
         def run(session: Session) -> LoginView:
             r = self._load(session, login_id, binding)
             r.status = "error"
-            r.passport_state = {"_message": message}
+            r.sealed = None
+            r.message = message
             audit.record(session, "authorization.failed", client_pk=r.client_pk)
-            return _view(r)
+            return self._view(r, binding, None)
 
         return await self._db(run)
 
-    async def _refuse(self, login_id: str, binding: str | None, state: dict[str, Any]) -> LoginView:
+    async def _refuse(self, login_id: str, binding: str) -> LoginView:
         def run(session: Session) -> LoginView:
             r = self._load(session, login_id, binding)
-            r.passport_state = state
             r.status = "refused"
+            r.sealed = None
+            r.message = None
             if r.purpose == "authorize":
                 r.result_url = self.oauth.deny_redirect(r.request_params)
             audit.record(session, "authorization.refused", client_pk=r.client_pk, by="tiktok")
-            return _view(r)
+            return self._view(r, binding, None)
 
         return await self._db(run)
 
     async def _finish(
-        self,
-        login_id: str,
-        binding: str | None,
-        state: dict[str, Any],
-        profile: TikTokProfile,
-        jar: dict[str, str],
+        self, login_id: str, binding: str, profile: TikTokProfile, jar: dict[str, str]
     ) -> LoginView:
         def run(session: Session) -> LoginView:
             r = self._load(session, login_id, binding)
             if r.status in FINAL:
-                return _view(r)
+                return self._view(r, binding, None)
             # The warm-up cookies were only needed to poll; the session lives in the vault now.
-            r.passport_state = {}
+            r.sealed = None
+            r.message = None
             r.account_unique_id = profile.unique_id
             if r.purpose == "authorize":
-                r.result_url = self.oauth.complete_authorization(
-                    session, r.request_params, profile, jar
+                code = sealed.authorization_code(binding, r.id)
+                url = self.oauth.complete_authorization(
+                    session, r.request_params, profile, jar, code
                 )
+                r.result_url = without_code(url, code)
             elif self.on_account_login is not None:
                 r.result_url = self.on_account_login(session, r, profile, jar)
             r.status = "done"
-            return _view(r)
+            return self._view(r, binding, None)
 
         return await self._db(run)
 
 
-def binding_value(row: PendingLogin) -> str:
+def binding_value(login: NewLogin) -> str:
     """The cookie value that ties a pending login to the browser that started it."""
-    return row.csrf_token
+    return login.binding
 
 
-def _apply_qr(row: PendingLogin, qr: QRCode) -> None:
-    row.qr_token = qr.token
-    row.qr_url = qr.qrcode_index_url
+def _with_qr(held: LoginSecrets, row: PendingLogin, qr: QRCode) -> LoginSecrets:
     row.qr_expires_at = dt.datetime.fromtimestamp(qr.expire_time, dt.UTC)
+    return replace(held, qr_token=qr.token, qr_url=qr.qrcode_index_url)

@@ -100,9 +100,12 @@ def _server(grant: Any) -> LivegateServer:
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    # Set for one response by `OAuthService.complete_authorization`: the sign-in derives the
+    # code from its browser's binding secret, so the pending sign-in never stores it.
+    issued_code: str | None = None
 
     def generate_authorization_code(self) -> str:
-        return new_secret(CODE_PREFIX)
+        return self.issued_code or new_secret(CODE_PREFIX)
 
     def save_authorization_code(self, code: str, request: LivegateRequest) -> None:
         server = _server(self)

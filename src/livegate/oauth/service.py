@@ -137,8 +137,13 @@ class OAuthService:
         params: dict[str, Any],
         profile: TikTokProfile,
         jar: dict[str, str],
+        code: str,
     ) -> str:
-        """Record the grant, store the session and issue the code: the redirect URL."""
+        """Record the grant, store the session and issue `code`: the redirect URL.
+
+        The caller supplies the code (derived from the sign-in's binding secret) so that it
+        can rebuild this redirect later without having stored the code anywhere.
+        """
         token = current_db.set(session)
         try:
             client = session.scalar(
@@ -165,6 +170,7 @@ class OAuthService:
             request.data_key = data_key
             request.session_id = srow.id
             grant = self.server.get_consent_grant(request)
+            grant.issued_code = code
             result: OAuthResult = self.server.create_authorization_response(
                 request, grant_user=grant_row, grant=grant
             )
