@@ -54,6 +54,7 @@ def serve(
 ) -> None:
     """Run the gateway (migrations are applied first)."""
     from livegate.app import create_app
+    from livegate.limits import server_limits
 
     settings = _settings(host=host, port=port)
     setup_logging(settings.log_level, json_lines=settings.log_json)
@@ -64,6 +65,7 @@ def serve(
         port=port,
         log_config=uvicorn_log_config(),
         proxy_headers=True,
+        **server_limits(settings),
     )
 
 

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     rate_limit_calls: str = "600/minute"
     rate_limit_login: str = "10/minute"
 
+    # Request size limits, enforced before the request is read further (413 / 431).
+    max_body_bytes: int = 1024 * 1024
+    max_header_bytes: int = 16 * 1024
+
     signup: bool = True
     secret_grace_period: int = 24 * 3600
     # Browser sessions: developers on the dashboard, end users on /account (sliding expiry).
