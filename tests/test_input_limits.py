@@ -22,7 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, Router
 
+from livegate.api.routes import Endpoint, WebcastEdge
 from livegate.app import create_app
 from livegate.config import Settings
 from livegate.db.engine import Database
@@ -150,7 +154,7 @@ def sim_requests_since(sim: ServerThread, since: float) -> list[dict[str, Any]]:
     return [e for e in r.json() if e["at"] >= since]
 
 
-# -- item: numeric ids ------------------------------------------------------------------------
+# -- numeric ids ------------------------------------------------------------------------
 
 MALFORMED_IDS = ["²", "١٢", "1²", "abc", "-1", "+1", "1_0", " 1", "1.0", "0x1", ""]
 IMPOSSIBLE_IDS = ["0", str(MAX_ID + 1), str(2**63), str(2**64), "9" * 30, "9" * 5000]
@@ -195,7 +199,7 @@ def test_account_ids_that_are_not_ascii_numbers_or_cannot_exist_get_a_page(
     assert acct.http.get("/account").status_code == 200
 
 
-# -- item: JSON bodies ------------------------------------------------------------------------
+# -- JSON bodies ------------------------------------------------------------------------
 
 DEEP = b"[" * 50_000  # under the OAuth endpoints' 64 KiB: read, then refused
 DEEP_OBJECT = b'{"a":' * 10_000
@@ -235,7 +239,7 @@ def test_a_lone_surrogate_in_json_is_400_on_webcast_and_oauth_endpoints(
         assert_oauth_error(r.status_code, r.json(), 400)
 
 
-# -- item: webcast fields, refused before any upstream call -----------------------------------
+# -- webcast fields, refused before any upstream call -----------------------------------
 
 
 @spec("livegate", "security: webcast input is bounded before any upstream call")
@@ -305,7 +309,7 @@ def test_a_50_mb_unique_id_is_refused_unread_and_never_reaches_the_simulator(
     assert sim_requests_since(sim, since) == []
 
 
-# -- item: body and header sizes --------------------------------------------------------------
+# -- body and header sizes --------------------------------------------------------------
 
 
 @spec("RFC 9110", "15.5.14")
@@ -440,6 +444,45 @@ def test_serve_answers_431_to_a_head_over_the_limit_before_the_head_ends(
     # A request within the limit is served as usual.
     r = httpx.get(served.url + "/webcast/rate_limits", headers={"X-Padding": "p" * 8000})
     assert_webcast_error(r.status_code, r.json(), 401)
+
+
+@pytest.fixture(scope="module")
+def backstopped(gateway_settings: Settings) -> Iterator[ServerThread]:
+    """The gateway plus routes that fail the way unchecked input would make a route fail."""
+    port = free_port()
+    settings = gateway_settings.model_copy(
+        update={"port": port, "public_url": f"http://127.0.0.1:{port}"}
+    )
+    app = create_app(settings, Database(settings.db_url))
+
+    async def too_deep(request: Request) -> Response:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    async def unencodable(request: Request) -> Response:
+        return Response("\ud800".encode())  # UnicodeEncodeError
+
+    app.add_api_route("/tiktok/oauth/test-deep", too_deep, methods=["POST"])
+    app.add_api_route("/dashboard/test-unencodable", unencodable)
+    edge = WebcastEdge(Router([Route("/webcast-test/deep", Endpoint(too_deep))]))
+    app.serve_first("/webcast-test/", edge)
+    server = ServerThread(app, port=port).start()
+    yield server
+    server.stop()
+
+
+@spec("livegate", "security: bad input gets a 4xx in the standard shape, never a 500")
+def test_a_recursion_or_unicode_error_escaping_a_route_is_a_400_in_its_dialect(
+    backstopped: ServerThread,
+) -> None:
+    base = backstopped.url
+    r = httpx.post(base + "/tiktok/oauth/test-deep", data={"a": "b"})
+    assert_oauth_error(r.status_code, r.json(), 400)
+    r = httpx.post(base + "/tiktok/oauth/test-deep", json={"a": "b"})
+    body = r.json()
+    assert r.status_code == 400 and body["code"] == 400 and body["error"]["error"], body
+    assert_page(httpx.get(base + "/dashboard/test-unencodable"), 400)
+    r = httpx.get(base + "/webcast-test/deep")
+    assert_webcast_error(r.status_code, r.json(), 400)
 
 
 @spec("livegate", "security: bad input gets a 4xx in the standard shape, never a 500")
