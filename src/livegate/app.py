@@ -33,7 +33,7 @@ from livegate.web import STATIC_DIR, Gateway, SecurityHeaders, error_response
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Gateway:
     settings = settings or Settings()
     database = database or Database(settings.db_url)
     vault = Vault(settings.server_keys)
