@@ -70,7 +70,8 @@ class Gateway(FastAPI):
     middleware, the middleware added with `add_middleware`, its exception handlers and its
     router: it must answer every failure and set its own security headers. `/webcast/` is
     one (api/routes.py); it runs on every LIVE poll, where those layers did nothing but
-    cost time.
+    cost time. What must cover every request, prefix apps included (the size limits), goes
+    around both with `wrap`.
     """
 
     def __init__(self, **kwargs: Any) -> None:
