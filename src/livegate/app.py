@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from livegate.api import routes as api_routes
 from livegate.api.ratelimit import Limiter
@@ -21,6 +21,7 @@ from livegate.dashboard import routes as dashboard_routes
 from livegate.db.engine import Database
 from livegate.heap import freeze_startup_objects
 from livegate.housekeeping import purge_loop
+from livegate.limits import RequestLimits
 from livegate.login import routes as login_routes
 from livegate.login.service import LoginService
 from livegate.oauth import routes as oauth_routes
@@ -28,12 +29,12 @@ from livegate.oauth.service import OAuthService
 from livegate.tiktok.http import make_http_client
 from livegate.tiktok.passport import PassportClient
 from livegate.vault import Vault
-from livegate.web import STATIC_DIR, Gateway, SecurityHeaders
+from livegate.web import STATIC_DIR, Gateway, SecurityHeaders, error_response
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Gateway:
     settings = settings or Settings()
     database = database or Database(settings.db_url)
     vault = Vault(settings.server_keys)
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     dashboard_routes.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.add_middleware(SecurityHeaders)
+    # Outside everything, /webcast/* included: sizes are checked before a request is read.
+    app.wrap(RequestLimits.from_settings(settings))
     _install_error_handlers(app)
     return app
 
@@ -90,14 +93,12 @@ def _error(
     error: str,
     message: str,
     headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    """`{code, message}` under /webcast (the Euler shape), RFC 6749 §5.2's shape elsewhere."""
-    body: dict[str, object]
-    if request.url.path.startswith("/webcast"):
-        body = {"code": status, "message": message}
-    else:
-        body = {"error": error, "error_description": message}
-    return JSONResponse(body, status_code=status, headers=headers)
+) -> Response:
+    """The error in the dialect of the route asked for (web.error_response)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return error_response(
+        request.url.path, ctype == "application/json", status, error, message, headers
+    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -121,6 +122,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         # a number out of range): the request was bad, not the server.
         log.info("database refused request data on %s: %s", request.url.path, type(exc.orig))
         message = "The request contains a value that cannot be stored."
+        return _error(request, 400, "invalid_request", message)
+
+    @app.exception_handler(RecursionError)
+    @app.exception_handler(UnicodeError)
+    async def unreadable_input(request: Request, exc: Exception) -> Response:
+        # A backstop: input nested too deep, or text that cannot be encoded, is refused where
+        # it is read (bodies.py, ids.py, api/schemas.py). Should a path still let some through,
+        # that is the request's fault, not the server's; the log keeps the trace to fix it.
+        log.warning("%s from input on %s", type(exc).__name__, request.url.path, exc_info=exc)
+        message = "The request holds a value livegate cannot read."
         return _error(request, 400, "invalid_request", message)
 
     @app.exception_handler(Exception)

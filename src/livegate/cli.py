@@ -54,6 +54,7 @@ def serve(
 ) -> None:
     """Run the gateway (migrations are applied first)."""
     from livegate.app import create_app
+    from livegate.limits import server_limits
 
     settings = _settings(host=host, port=port)
     setup_logging(settings.log_level, json_lines=settings.log_json)
@@ -66,6 +67,7 @@ def serve(
         # The app believes forwarded headers from LIVEGATE_TRUSTED_PROXIES only (web.Gateway);
         # uvicorn's own layer would believe them from 127.0.0.1 as well.
         proxy_headers=False,
+        **server_limits(settings),
     )
 
 

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # X-Forwarded-Proto are believed. Empty: no forwarded header is believed.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Request size limits, enforced before the request is read further (413 / 431).
+    max_body_bytes: int = 1024 * 1024
+    max_header_bytes: int = 16 * 1024
+
     signup: bool = True
     secret_grace_period: int = 24 * 3600
     # Browser sessions: developers on the dashboard, end users on /account (sliding expiry).

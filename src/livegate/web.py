@@ -1,13 +1,15 @@
-"""Shared web plumbing: templates, security headers, the Euler JSON envelope."""
+"""Shared web plumbing: templates, security headers, the Euler JSON envelope, error answers
+in the caller's dialect."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -69,7 +71,8 @@ class Gateway(FastAPI):
     middleware, the middleware added with `add_middleware`, its exception handlers and its
     router: it must answer every failure and set its own security headers. `/webcast/` is
     one (api/routes.py); it runs on every LIVE poll, where those layers did nothing but
-    cost time.
+    cost time. What must cover every request, prefix apps included (the size limits), goes
+    around both with `wrap`.
 
     Ahead of everything, for a request whose peer is one of `trusted_proxies` (IPs or
     CIDRs), uvicorn's ProxyHeadersMiddleware takes the client address and scheme from
@@ -82,17 +85,22 @@ class Gateway(FastAPI):
     def __init__(self, *, trusted_proxies: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._first: list[tuple[str, ASGIApp]] = []
-        self._front: ASGIApp = self._dispatch
+        self._entry: ASGIApp = self._dispatch
         if trusted_proxies:
             # uvicorn types ASGI callables more narrowly than Starlette: the same protocol.
             proxies = ProxyHeadersMiddleware(cast(Any, self._dispatch), trusted_proxies)
-            self._front = cast(ASGIApp, proxies)
+            self._entry = cast(ASGIApp, proxies)
 
     def serve_first(self, prefix: str, app: ASGIApp) -> None:
         self._first.append((prefix, app))
 
+    def wrap(self, middleware: Callable[[ASGIApp], ASGIApp]) -> None:
+        """Put `middleware` around everything, the prefix apps included (`add_middleware`
+        covers only what FastAPI itself serves)."""
+        self._entry = middleware(self._entry)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._front(scope, receive, send)
+        await self._entry(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -121,3 +129,31 @@ def envelope(status: int, body: dict[str, Any]) -> dict[str, Any]:
     if "scope" in data and "access_token" in data:
         data["scopes"] = str(data.pop("scope") or "").split()
     return {"code": status, "message": "OK", "data": data, "error": None}
+
+
+# Pages a browser opens; everything else under /tiktok/oauth answers JSON.
+BROWSER_PATHS = ("/dashboard", "/account", "/tiktok/oauth/login/", "/tiktok/oauth/authorize")
+
+
+def error_response(
+    path: str,
+    json_request: bool,
+    status: int,
+    error: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """An error in the dialect of the route at `path`: `{code, message, error}` on /webcast,
+    an HTML page on browser routes, the Euler envelope for a JSON request to an OAuth
+    endpoint, RFC 6749 §5.2's `{error, error_description}` elsewhere."""
+    extra = {**NO_STORE, **(headers or {})}
+    if path.startswith("/webcast"):
+        body: dict[str, Any] = {"code": status, "message": message, "error": error}
+        return JSONResponse(body, status_code=status, headers=extra)
+    if path == "/" or path.startswith(BROWSER_PATHS):
+        page = templates.get_template("error.html").render(error=error, description=message)
+        return HTMLResponse(page, status_code=status, headers=extra)
+    body = {"error": error, "error_description": message}
+    return JSONResponse(
+        envelope(status, body) if json_request else body, status_code=status, headers=extra
+    )

@@ -25,7 +25,20 @@ from livegate.api.auth import Principal
 from livegate.api.errors import ApiError
 from livegate.api.query import query_params
 from livegate.api.ratelimit import CALLS, CONNECT
-from livegate.api.schemas import BulkLiveCheckBody, ChatBody, FetchBody, RankingsBody, json_body
+from livegate.api.schemas import (
+    BulkLiveCheckBody,
+    ChatBody,
+    FetchBody,
+    RankingsBody,
+    check_cookie_value,
+    check_cursor,
+    check_room_id,
+    check_unique_id,
+    check_user_agent,
+    check_word,
+    checked,
+    json_body,
+)
 from livegate.api.service import WebcastApi
 from livegate.tiktok.signer import make_signer
 from livegate.tiktok.webcast import WebcastClient
@@ -56,13 +69,14 @@ async def fetch(request: Request) -> Response:
     async def handler(p: Principal) -> Response:
         return await api.fetch(
             p,
-            room_id=q.get("room_id"),
-            unique_id=q.get("unique_id"),
-            cursor=q.get("cursor", ""),
-            user_agent=q.get("user_agent") or None,
+            room_id=checked(q.get("room_id"), check_room_id, "room_id"),
+            unique_id=checked(q.get("unique_id"), check_unique_id, "unique_id"),
+            cursor=checked(q.get("cursor", ""), check_cursor, "cursor") or "",
+            user_agent=checked(q.get("user_agent"), check_user_agent, "user_agent") or None,
             client_enter=_flag(q.get("client_enter")),
-            session_id=q.get("session_id") or None,
-            tt_target_idc=q.get("tt_target_idc") or None,
+            session_id=checked(q.get("session_id"), check_cookie_value, "session_id") or None,
+            tt_target_idc=checked(q.get("tt_target_idc"), check_cookie_value, "tt_target_idc")
+            or None,
         )
 
     return await api.run(
@@ -95,10 +109,10 @@ async def connect(request: Request) -> Response:
     async def handler(p: Principal) -> Response:
         return await api.fetch(
             p,
-            room_id=room_id,
-            unique_id=q.get("unique_id"),
-            cursor=q.get("cursor", ""),
-            user_agent=q.get("user_agent") or None,
+            room_id=checked(room_id, check_room_id, "room_id"),
+            unique_id=checked(q.get("unique_id"), check_unique_id, "unique_id"),
+            cursor=checked(q.get("cursor", ""), check_cursor, "cursor") or "",
+            user_agent=checked(q.get("user_agent"), check_user_agent, "user_agent") or None,
             client_enter=_flag(q.get("client_enter")),
         )
 
@@ -115,7 +129,8 @@ async def room_id(request: Request) -> Response:
     api = _api(request)
 
     async def handler(p: Principal) -> Response:
-        return await api.room_id(p, query_params(request).get("unique_id"))
+        unique_id = query_params(request).get("unique_id")
+        return await api.room_id(p, checked(unique_id, check_unique_id, "unique_id"))
 
     return await api.run(
         request, route="GET /webcast/room_id", scope=FETCH, category=CALLS, handler=handler
@@ -126,7 +141,8 @@ async def room_info(request: Request) -> Response:
     api = _api(request)
 
     async def handler(p: Principal) -> Response:
-        return await api.room_info(p, query_params(request).get("room_id"))
+        room = query_params(request).get("room_id")
+        return await api.room_info(p, checked(room, check_room_id, "room_id"))
 
     return await api.run(
         request, route="GET /webcast/room_info", scope=FETCH, category=CALLS, handler=handler
@@ -138,7 +154,7 @@ async def room_info_path(request: Request) -> Response:
     room_id = request.path_params["room_id"]
 
     async def handler(p: Principal) -> Response:
-        return await api.room_info(p, room_id)
+        return await api.room_info(p, checked(room_id, check_room_id, "room_id"))
 
     return await api.run(
         request,
@@ -165,7 +181,9 @@ async def rankings(request: Request) -> Response:
     api, q = _api(request), query_params(request)
 
     async def handler(p: Principal) -> Response:
-        return await api.rankings(p, q.get("region", "US"), q.get("rank_type", "DAILY_RANK"))
+        region = checked(q.get("region", "US"), check_word, "region") or ""
+        rank_type = checked(q.get("rank_type", "DAILY_RANK"), check_word, "rank_type") or ""
+        return await api.rankings(p, region, rank_type)
 
     return await api.run(
         request, route="GET /webcast/rankings", scope=RANKINGS, category=CALLS, handler=handler
@@ -201,8 +219,9 @@ async def chat_path(request: Request) -> Response:
     room_id = request.path_params["room_id"]
 
     async def handler(p: Principal) -> Response:
+        room = checked(room_id, check_room_id, "room_id")
         body = await json_body(request, ChatBody)
-        return await api.chat(p, room_id, body.content)
+        return await api.chat(p, room, body.content)
 
     return await api.run(
         request,
@@ -271,6 +290,10 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
 def _error(exc: Exception) -> ApiError:
     if isinstance(exc, HTTPException):  # the router's own: 405 with Allow
         return ApiError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    if isinstance(exc, (RecursionError, UnicodeError)):
+        # As app.py's backstop: input the route should have refused, not a server failure.
+        log.warning("%s from input on a webcast route", type(exc).__name__, exc_info=exc)
+        return ApiError(400, "The request holds a value livegate cannot read.")
     # Never a traceback to the caller; the log has it, redacted by the formatter. The same
     # answer as WebcastApi.run gives for a failure inside a route.
     log.exception("unhandled %s on a webcast route", type(exc).__name__)

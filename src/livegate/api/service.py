@@ -32,6 +32,7 @@ from livegate.api.wsproxy import (
 from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import TikTokAccount
+from livegate.ids import tiktok_id
 from livegate.oauth.service import OAuthService
 from livegate.tiktok.cookies import IDENTITY_COOKIE_NAMES, cookie_header, plain_cookie_value
 from livegate.tiktok.errors import (
@@ -221,7 +222,7 @@ class WebcastApi:
     ) -> str:
         room_id = (room_id or "").strip()
         if room_id and room_id != "0":
-            if not room_id.isdigit():
+            if not tiktok_id(room_id):
                 raise bad_request("room_id must be a numeric room id.")
             return room_id
         if unique_id and unique_id.strip().lstrip("@"):
@@ -261,7 +262,7 @@ class WebcastApi:
 
     async def room_info(self, principal: Principal, room_id: str | None) -> Response:
         room_id = (room_id or "").strip()
-        if not room_id or not room_id.isdigit():
+        if not tiktok_id(room_id):
             raise bad_request("room_id is required and must be numeric.")
         data = await self.webcast.room_info(room_id, cookies=principal.jar)
         return ok({"ok": True, "routes_attempted": ["room/info"], "data": data})
@@ -274,7 +275,7 @@ class WebcastApi:
         if user_ids is None and unique_ids is None:
             raise bad_request("Send user_numeric_ids (up to 50) or unique_ids (up to 50).")
         if user_ids is not None:
-            if not all(i.strip().isdigit() for i in user_ids):
+            if not all(tiktok_id(i.strip()) for i in user_ids):
                 raise bad_request("user_numeric_ids must be numeric TikTok user ids.")
             known = await to_thread.run_sync(self._unique_ids_of, [i.strip() for i in user_ids])
             states = await self._live_states(principal, [u for u in known.values() if u])
@@ -347,7 +348,7 @@ class WebcastApi:
 
     async def chat(self, principal: Principal, room_id: str | None, content: str) -> Response:
         room_id = (room_id or "").strip()
-        if not room_id or not room_id.isdigit():
+        if not tiktok_id(room_id):
             raise bad_request("target_room_id is required and must be numeric.")
         if not principal.has_session or principal.jar is None:
             raise ApiError(

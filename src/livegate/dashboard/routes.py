@@ -26,6 +26,7 @@ from livegate.dashboard.passwords import MIN_LENGTH
 from livegate.dashboard.strings import STRINGS
 from livegate.db.engine import Database
 from livegate.db.models import Developer, Grant, TikTokAccount, WebSession, utcnow
+from livegate.ids import BadId, parse_id
 from livegate.login import routes as login_routes
 from livegate.login.service import LoginService
 from livegate.oauth import clients, scopes
@@ -235,6 +236,9 @@ def page(fn: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Response
             return _error_page(request, 403, STRINGS["forbidden"])
         except (service.NotFound, account_service.GrantNotYours):
             return _error_page(request, 404, STRINGS["not_found"])
+        except BadId as exc:
+            message = STRINGS["not_found"] if exc.status == 404 else exc.message
+            return _error_page(request, exc.status, message)
 
     return wrapper
 
@@ -696,12 +700,13 @@ async def apikeys_create(request: Request) -> Response:
 
 @router.post("/dashboard/apikeys/{key_id}/revoke", response_model=None)
 @developer_page
-async def apikeys_revoke(request: Request, key_id: int) -> Response:
+async def apikeys_revoke(request: Request, key_id: str) -> Response:
     ctx, _ = await _post(request, "dashboard")
     dev = _require_developer(ctx)
+    pk = parse_id(key_id, "API key")
 
     def revoke(session: Session) -> None:
-        row = service.owned_api_key(session, dev, key_id)
+        row = service.owned_api_key(session, dev, pk)
         if row.revoked_at is None:
             apikeys.revoke_api_key(session, row)
 
@@ -715,6 +720,9 @@ async def apikeys_revoke(request: Request, key_id: int) -> Response:
 @router.get("/account", response_model=None)
 @page
 async def account_home(request: Request) -> Response:
+    # Which app the last revocation ended (the flash message), checked before anything else.
+    named = request.query_params.get("revoked")
+    revoked_id = None if named is None else parse_id(named, "app")
     ctx = await _context(request, "account")
     settings = ctx.state.settings
     if ctx.session_row is None or ctx.account is None:
@@ -726,7 +734,6 @@ async def account_home(request: Request) -> Response:
         )
     row = ctx.session_row
     account_id = ctx.account.id
-    revoked_id = request.query_params.get("revoked", "")
 
     def load(session: Session) -> tuple[list[account_service.ConnectedApp], str | None]:
         live = session.get(WebSession, row.id)
@@ -743,8 +750,8 @@ async def account_home(request: Request) -> Response:
             )
         apps = account_service.connected_apps(session, account_id)
         revoked = None
-        if revoked_id.isdigit():
-            g = session.get(Grant, int(revoked_id))
+        if revoked_id is not None:
+            g = session.get(Grant, revoked_id)
             if g is not None and g.account_id == account_id and g.status == "revoked":
                 revoked = STRINGS["revoked_app"].format(app=g.client.name)
         return apps, revoked
@@ -781,13 +788,13 @@ async def account_login(request: Request) -> Response:
 
 @router.post("/account/apps/{grant_id}/revoke", response_model=None)
 @page
-async def account_revoke(request: Request, grant_id: int) -> Response:
+async def account_revoke(request: Request, grant_id: str) -> Response:
     ctx, _ = await _post(request, "account")
     if ctx.account is None or ctx.session_row is None or ctx.session_row.kind != "account":
         return _redirect(ctx, "/account")
-    account_id = ctx.account.id
-    await _run(request, lambda s: account_service.revoke_app(s, account_id, grant_id))
-    return _redirect(ctx, f"/account?revoked={grant_id}")
+    account_id, pk = ctx.account.id, parse_id(grant_id, "app")
+    await _run(request, lambda s: account_service.revoke_app(s, account_id, pk))
+    return _redirect(ctx, f"/account?revoked={pk}")
 
 
 @router.post("/account/logout", response_model=None)
