@@ -86,43 +86,6 @@ def test_broken_bodies_do_not_walk(body: bytes) -> None:
         wire.fields(body)
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.text(max_size=60), max_size=5),
-    st.sampled_from(["", "ws://127.0.0.1:1/webcast/im/ws_proxy/ws_reuse_supplement/"]),
-    st.booleans(),
-)
-def test_the_simulator_assembles_results_as_the_proto_encoder_would(
-    texts: list[str], push_server: str, is_first: bool
-) -> None:
-    from unittest import mock
-
-    from livegate.simulator import webcast as sim
-
-    room = sim.Room(room_id="7500000000000000001", owner_uid="7400000000000000001", title="t")
-    comments = [
-        sim.Comment(seq=i + 1, msg_id=7_600_000_000_000_000_001 + i, uid="7400000000000000002",
-                    unique_id="fan", nickname="Fan", sec_uid="MS4w", content=text,
-                    created_ms=1_700_000_000_000 + i)
-        for i, text in enumerate(texts)
-    ]  # fmt: skip
-    seq = len(texts)
-    with mock.patch.object(sim, "now_ms", return_value=1_700_000_000_123):
-        messages = [sim._chat_message(room, c) for c in comments]
-        expected = bytes(
-            sim._result(
-                room, messages, seq=seq, push_server=push_server, wrss="w", is_first=is_first
-            )
-        )
-        frames = [sim._chat_frame(room, c) for c in comments]
-        assembled = sim._result_bytes(
-            room, frames, seq=seq, push_server=push_server, wrss="w", is_first=is_first
-        )
-    assert assembled == expected
-    decoded = ProtoMessageFetchResult().parse(assembled)
-    assert [m.msg_id for m in decoded.messages] == [c.msg_id for c in comments]
-
-
 @settings(max_examples=200, deadline=None)
 @given(results, st.frozensets(st.integers(min_value=1, max_value=13), max_size=4))
 def test_a_walk_that_keeps_some_numbers_keeps_exactly_those(
