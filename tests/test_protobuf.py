@@ -1,4 +1,5 @@
-"""The top-level protobuf walk the fetch path uses agrees with the proto classes."""
+"""The top-level protobuf walk and the push_server splice (tiktok/protobuf.py) agree with the
+proto classes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from TikTokLive.proto import ProtoMessageFetchResult, ProtoMessageFetchResultBaseProtoMessage
 
-from livegate.api.wsproxy import rewrite_push_server
-from livegate.tiktok import wire
+from livegate.tiktok import protobuf
+from livegate.tiktok.protobuf import rewrite_push_server
 
 text = st.text(max_size=40)
 messages = st.lists(
@@ -37,13 +38,13 @@ results = st.builds(
 @given(results)
 def test_the_walk_finds_every_field_the_encoder_wrote(result: ProtoMessageFetchResult) -> None:
     body = bytes(result)
-    fields = wire.fields(body)
+    fields = protobuf.fields(body)
     assert b"".join(body[f.start : f.end] for f in fields) == body  # contiguous, complete
-    cursors = [f for f in fields if wire.length_delimited(f, 2)]
+    cursors = [f for f in fields if protobuf.length_delimited(f, 2)]
     assert [body[f.value_start : f.end].decode() for f in cursors] == (
         [result.cursor] if result.cursor else []
     )
-    assert len([f for f in fields if wire.length_delimited(f, 1)]) == len(result.messages)
+    assert len([f for f in fields if protobuf.length_delimited(f, 1)]) == len(result.messages)
 
 
 @settings(max_examples=200, deadline=None)
@@ -54,7 +55,7 @@ def test_splicing_push_server_equals_re_encoding(
     body = bytes(result)
     out = rewrite_push_server(body, lambda _: new_url)
     # The fetch path hands over the walk it already made: the same bytes come out.
-    assert rewrite_push_server(body, lambda _: new_url, wire.fields(body)) == out
+    assert rewrite_push_server(body, lambda _: new_url, protobuf.fields(body)) == out
     if result.push_server:
         result.push_server = new_url
     assert ProtoMessageFetchResult().parse(out) == result
@@ -83,31 +84,34 @@ def test_splicing_push_server_equals_re_encoding(
 )
 def test_broken_bodies_do_not_walk(body: bytes) -> None:
     with pytest.raises(ValueError):
-        wire.fields(body)
+        protobuf.fields(body)
 
 
 @settings(max_examples=200, deadline=None)
-@given(results, st.frozensets(st.integers(min_value=1, max_value=13), max_size=4))
-def test_a_walk_that_keeps_some_numbers_keeps_exactly_those(
-    result: ProtoMessageFetchResult, keep: frozenset[int]
-) -> None:
+@given(results)
+def test_a_fetch_result_with_a_cursor_is_accepted(result: ProtoMessageFetchResult) -> None:
     body = bytes(result)
-    assert wire.fields(body, keep) == [f for f in wire.fields(body) if f.number in keep]
+    if result.cursor:
+        assert protobuf.fetch_result_fields(body) == protobuf.fields(body)
+    else:
+        with pytest.raises(ValueError, match="no cursor"):
+            protobuf.fetch_result_fields(body)
 
 
 @pytest.mark.parametrize(
-    ("body", "walks"),
+    ("body", "problem"),
     [
-        (b"\x0a\x00\x12\x01a", True),  # fields 1 and 2, both length-delimited
-        (b"\x08\x01\x12\x01a", False),  # field 1 as a varint
-        (b"\x12\x01a\x15\x00\x00\x00\x00", False),  # field 2 as fixed32
-        (b"\x18\x01\x12\x01a", True),  # field 3 is not framed: any wire type
+        (b"\x0a\x00\x12\x01a", None),  # fields 1 and 2, both length-delimited
+        (b"\x18\x01\x12\x01a", None),  # field 3 may have any wire type
+        (b"\x08\x01\x12\x01a", "not length-delimited"),  # messages as a varint
+        (b"\x12\x01a\x15\x00\x00\x00\x00", "not length-delimited"),  # cursor as fixed32
+        (b"\x0a\x00", "no cursor"),
+        (b"\x0a\x05ab", "undecodable protobuf"),
     ],
 )
-def test_framed_numbers_must_be_length_delimited(body: bytes, walks: bool) -> None:
-    assert wire.fields(body)  # the plain walk accepts every one of them
-    if walks:
-        assert wire.fields(body, framed={1, 2}) == wire.fields(body)
+def test_messages_and_cursor_must_be_length_delimited(body: bytes, problem: str | None) -> None:
+    if problem is None:
+        assert protobuf.fetch_result_fields(body) == protobuf.fields(body)
     else:
-        with pytest.raises(ValueError, match="not length-delimited"):
-            wire.fields(body, framed={1, 2})
+        with pytest.raises(ValueError, match=problem):
+            protobuf.fetch_result_fields(body)
