@@ -4,6 +4,7 @@ DESIGN.md lists the contract."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -21,16 +22,6 @@ class AccountIn(BaseModel):
     unique_id: str
     nickname: str | None = None
     idc: str | None = None
-
-
-class FaultIn(BaseModel):
-    route: str
-    status: int | None = None
-    delay_ms: int = 0
-    empty_body: bool = False
-    drop_cookie_header: bool = False
-    count: int | None = None
-    body_hex: str | None = None
 
 
 class QRActionIn(BaseModel):
@@ -90,11 +81,12 @@ def expire_session(request: Request, uid: str) -> dict[str, Any]:
 
 
 @router.post("/faults")
-def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:
+def add_fault(request: Request, body: Fault) -> dict[str, Any]:
     state = state_of(request)
+    echo = dataclasses.asdict(body)  # before a request can count the fault down
     with state.lock:
-        state.faults.append(Fault(**body.model_dump()))
-    return body.model_dump()
+        state.faults.append(body)
+    return echo
 
 
 @router.delete("/faults")

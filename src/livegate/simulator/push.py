@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from typing import Any
 
+import anyio
 from fastapi import APIRouter
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -85,18 +87,18 @@ async def im_ws(ws: WebSocket) -> None:
 async def _serve(ws: WebSocket, room: Room, conn: Connection, world: WebcastWorld) -> None:
     """Read and push until either side is done, then forget the connection."""
     room.connections.add(conn)
-    tasks = [
-        asyncio.create_task(_reader(ws, room)),
-        asyncio.create_task(_writer(ws, room, conn, world)),
-    ]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        async with anyio.create_task_group() as tg:
+
+            async def until_done(job: Awaitable[None]) -> None:
+                # A side that fails (the client went away mid-send) ends the socket too.
+                with contextlib.suppress(Exception):
+                    await job
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until_done, _reader(ws, room))
+            tg.start_soon(until_done, _writer(ws, room, conn, world))
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         room.connections.discard(conn)
         room.ws_log.append({"type": "disconnect", "at": time.time()})
 
