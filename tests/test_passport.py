@@ -33,7 +33,7 @@ from livegate.tiktok.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from livegate.tiktok.http import UpstreamClient, make_http_client
+from livegate.tiktok.http import make_http_client
 from livegate.tiktok.passport import PassportClient, QRPoll
 from tests.servers import ServerThread, free_port
 
@@ -63,7 +63,7 @@ def sim(make_sim: SimFactory) -> tuple[ServerThread, SimState]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[UpstreamClient]:
+async def http() -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(upstream_timeout=3.0)
     async with make_http_client(settings) as client:
         yield client
@@ -74,12 +74,12 @@ def settings_for(url: str, tmp_path: Path, **kwargs: Any) -> Settings:
 
 
 async def control(
-    http: UpstreamClient, base: str, path: str, body: dict[str, Any] | None = None
+    http: httpx.AsyncClient, base: str, path: str, body: dict[str, Any] | None = None
 ) -> httpx.Response:
     return await http.post(f"{base}/_sim{path}", json=body)
 
 
-async def new_account(http: UpstreamClient, base: str, unique_id: str, **extra: Any) -> str:
+async def new_account(http: httpx.AsyncClient, base: str, unique_id: str, **extra: Any) -> str:
     resp = await control(http, base, "/accounts", {"unique_id": unique_id, **extra})
     assert resp.status_code == 200
     return str(resp.json()["uid"])
@@ -106,7 +106,7 @@ async def poll_until(
 
 
 async def test_start_scan_confirm_gives_session_and_profile(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, simstate = sim
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -167,7 +167,9 @@ async def test_start_scan_confirm_gives_session_and_profile(
     assert profile.is_private_account is False
 
 
-async def test_get_qrcode_shape(sim: tuple[ServerThread, SimState], http: UpstreamClient) -> None:
+async def test_get_qrcode_shape(
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient
+) -> None:
     server, simstate = sim
     resp = await http.get(f"{server.url}/passport/web/get_qrcode/", params={"aid": "1459"})
     body = resp.json()
@@ -182,7 +184,7 @@ async def test_get_qrcode_shape(sim: tuple[ServerThread, SimState], http: Upstre
 
 
 async def test_refused(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = sim
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -196,7 +198,7 @@ async def test_refused(
 
 
 async def test_expiry_then_new_qr(
-    make_sim: SimFactory, http: UpstreamClient, tmp_path: Path
+    make_sim: SimFactory, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = make_sim(qr_lifetime=1)
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -214,7 +216,7 @@ async def test_expiry_then_new_qr(
 
 
 async def test_polling_too_fast_backs_off(
-    make_sim: SimFactory, http: UpstreamClient, tmp_path: Path
+    make_sim: SimFactory, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = make_sim(min_poll_interval=30.0)
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -227,7 +229,7 @@ async def test_polling_too_fast_backs_off(
 
 
 async def test_verify_then_confirm(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = sim
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -250,7 +252,7 @@ async def test_verify_then_confirm(
 
 
 async def test_host_fallback(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = sim
     dead = f"http://127.0.0.1:{free_port()}"
@@ -267,7 +269,7 @@ async def test_host_fallback(
     assert result.status == "confirmed" and has_login_cookie(result.cookies)
 
 
-async def test_all_hosts_dead(http: UpstreamClient, tmp_path: Path) -> None:
+async def test_all_hosts_dead(http: httpx.AsyncClient, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     client = PassportClient(http, settings_for(dead, tmp_path))
     with pytest.raises(UpstreamError):
@@ -278,7 +280,7 @@ async def test_all_hosts_dead(http: UpstreamClient, tmp_path: Path) -> None:
 
 
 async def test_fault_injection(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, simstate = sim
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -309,7 +311,7 @@ async def test_fault_injection(
 
 
 async def test_timeout(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = sim
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -324,7 +326,7 @@ async def test_timeout(
 
 
 async def test_profile_with_expired_session(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = sim
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -346,7 +348,9 @@ async def test_profile_with_expired_session(
     assert "sign in again" in logged_out["data"]["description"]
 
 
-async def test_user_detail_shapes(sim: tuple[ServerThread, SimState], http: UpstreamClient) -> None:
+async def test_user_detail_shapes(
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient
+) -> None:
     server, _ = sim
     uid = await new_account(http, server.url, "erin")
     body = (await http.get(f"{server.url}/api/user/detail/", params={"uniqueId": "erin"})).json()
@@ -361,7 +365,7 @@ async def test_user_detail_shapes(sim: tuple[ServerThread, SimState], http: Upst
 
 
 async def test_no_secrets_in_logs(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = sim
     dead = f"http://127.0.0.1:{free_port()}"
@@ -384,7 +388,7 @@ async def test_no_secrets_in_logs(
 # ---- control API and phone page ------------------------------------------------------
 
 
-async def test_control_api(make_sim: SimFactory, http: UpstreamClient, tmp_path: Path) -> None:
+async def test_control_api(make_sim: SimFactory, http: httpx.AsyncClient, tmp_path: Path) -> None:
     # Long enough that neither QR expires while a loaded machine runs the first checks.
     server, _ = make_sim(qr_lifetime=3)
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -418,7 +422,7 @@ async def test_control_api(make_sim: SimFactory, http: UpstreamClient, tmp_path:
 
 
 async def test_phone_page_confirm(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, simstate = sim
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -446,7 +450,7 @@ async def test_phone_page_confirm(
 
 
 async def test_phone_page_new_account_and_refuse(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, simstate = sim
     client = PassportClient(http, settings_for(server.url, tmp_path))
@@ -542,7 +546,7 @@ def test_jar_helpers() -> None:
 
 
 async def test_profile_room_id_from_webcast_world(
-    sim: tuple[ServerThread, SimState], http: UpstreamClient, tmp_path: Path
+    sim: tuple[ServerThread, SimState], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = sim
     client = PassportClient(http, settings_for(server.url, tmp_path))

@@ -33,17 +33,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from TikTokLive.proto import ProtoMessageFetchResult
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 from livegate.db.engine import Database
 from livegate.db.models import AccessToken, Grant, utcnow
 from livegate.oauth import tokens
-from livegate.tiktok import wire
 from livegate.tiktok.cookies import cookie_header
 from livegate.tiktok.http import DEFAULT_USER_AGENT
-from livegate.tiktok.webcast import FETCH_PUSH_SERVER_FIELD
+
+# Re-exported: api/service.py takes the push_server splice from here.
+from livegate.tiktok.protobuf import rewrite_push_server as rewrite_push_server
 
 log = logging.getLogger(__name__)
 
@@ -136,50 +136,6 @@ def ws_base(public_url: str) -> str:
     if public_url.startswith("https://"):
         return "wss://" + public_url[len("https://") :]
     return "ws://" + public_url.removeprefix("http://")
-
-
-def _splice_push_server(
-    body: bytes, make_url: Callable[[str], str], top: list[wire.Field] | None
-) -> bytes | None:
-    """Replace field 10 on the wire, leaving every other byte as TikTok sent it.
-
-    None when the message holds no (or more than one) push_server or does not walk cleanly;
-    the caller then re-encodes with the proto classes.
-    """
-    try:
-        top = wire.fields(body) if top is None else top
-    except ValueError:
-        return None
-    found = [f for f in top if wire.length_delimited(f, FETCH_PUSH_SERVER_FIELD)]
-    if len(found) != 1:
-        return None
-    [field] = found
-    url = make_url(body[field.value_start : field.end].decode("utf-8"))
-    spliced = wire.encode_string_field(FETCH_PUSH_SERVER_FIELD, url)
-    return body[: field.start] + spliced + body[field.end :]
-
-
-def rewrite_push_server(
-    body: bytes, make_url: Callable[[str], str], top: list[wire.Field] | None = None
-) -> bytes:
-    """The fetch result with `push_server` replaced by `make_url(original)`; `top` is the
-    body's top-level walk (`wire.fields`, kept to at least field 10) when the caller has it.
-
-    Fast path: the one field is spliced on the wire (tens of microseconds). Re-encoding the
-    whole result with betterproto costs about 0.7 ms for a first fetch of six comments, a third
-    of the gateway's whole latency budget; it remains the fallback for unusual input.
-    """
-    try:
-        spliced = _splice_push_server(body, make_url, top)
-    except (ValueError, UnicodeDecodeError):
-        spliced = None
-    if spliced is not None:
-        return spliced
-    result = ProtoMessageFetchResult().parse(body)
-    if not result.push_server:
-        return body
-    result.push_server = make_url(result.push_server)
-    return bytes(result)
 
 
 _LIVE_TOKENS = (

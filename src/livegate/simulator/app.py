@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from livegate.heap import freeze_startup_objects
-from livegate.simulator import control, passport, webcast
+from livegate.simulator import control, passport, phone, push, webcast
 from livegate.simulator.faults import FaultMiddleware
 from livegate.simulator.state import SimState
 
@@ -29,9 +29,12 @@ def create_simulator_app(state: SimState | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.sim = state
-    # Webcast first: routes match in order, and im/fetch is what load hits.
-    app.include_router(webcast.router(state))
-    app.include_router(control.router(state))
-    app.include_router(passport.router(state))
+    # Webcast first: routes match in order, and im/fetch is what load hits. Every route
+    # reaches `state` through app.state.sim (state.state_of).
+    app.include_router(webcast.router)
+    app.include_router(push.router)
+    app.include_router(passport.router)
+    app.include_router(phone.router)
+    app.include_router(control.router)
     app.add_middleware(FaultMiddleware, state=state)
     return app

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.requests import HTTPConnection
+
 
 @dataclass
 class Account:
@@ -145,3 +147,9 @@ class SimState:
                             self.faults.remove(fault)
                     return fault
             return None
+
+
+def state_of(conn: HTTPConnection) -> SimState:
+    """The world of the simulator app that `conn` reached."""
+    state: SimState = conn.app.state.sim
+    return state

@@ -6,18 +6,16 @@ until the user confirms in the TikTok app; the confirmed answer carries the sess
 
 Everything a later poll needs lives in a JSON-able `state` dict the caller stores between polls.
 Cookies are kept in that per-login jar and sent as an explicit `Cookie` header; the shared
-httpx client's own jar is never relied on and is scrubbed of what our responses put in it.
+httpx client's own jar keeps nothing (tiktok/http.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import string
 import time
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -25,22 +23,23 @@ import httpx
 import structlog
 
 from livegate.config import Settings
-from livegate.tiktok.cookies import cookie_header
-from livegate.tiktok.errors import (
-    SessionExpired,
-    UpstreamBlocked,
-    UpstreamEmpty,
-    UpstreamError,
-    UpstreamTimeout,
+from livegate.tiktok.answers import as_int
+from livegate.tiktok.cookies import cookie_header, parse_set_cookie
+from livegate.tiktok.errors import UpstreamBlocked, UpstreamError, UpstreamTimeout
+from livegate.tiktok.profile import (
+    ACCOUNT_INFO_PARAMS,
+    LANGUAGE,
+    PASSPORT_AID,
+    TikTokProfile,
+    apply_user_detail,
+    passport_data,
+    profile_from_account_info,
+    user_detail_params,
 )
-from livegate.tiktok.http import UpstreamClient
 
 log = structlog.get_logger(__name__)
 
-PASSPORT_AID = "1459"
-WEB_AID = "1988"
 SDK_VERSION = "2.1.12-tiktok"
-LANGUAGE = "en"
 
 SLOW_DOWN_SECONDS = 120.0
 ERROR_TOO_FAST = 7
@@ -79,19 +78,6 @@ class QRPoll:
     verify_ticket: str | None = None
 
 
-@dataclass
-class TikTokProfile:
-    uid: str
-    sec_uid: str
-    unique_id: str
-    nickname: str
-    region: str
-    avatar_url: str
-    room_id: str = ""
-    has_live_permission: bool = False
-    is_private_account: bool = False
-
-
 class _Unreachable(UpstreamError):
     """The host could not be reached at all; another passport host may still answer."""
 
@@ -128,53 +114,6 @@ def _origin(url: str) -> tuple[str, str, int] | None:
     return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
 
 
-def _parse_set_cookie(header: str) -> tuple[str, str, bool] | None:
-    """(name, value, deleted) from one Set-Cookie header; we only need name/value/lifetime."""
-    first, _, attrs = header.partition(";")
-    name, sep, value = first.partition("=")
-    name = name.strip()
-    if not sep or not name:
-        return None
-    value = value.strip()
-    deleted = value == ""
-    for attr in attrs.split(";"):
-        key, _, val = attr.strip().partition("=")
-        key = key.strip().lower()
-        if key == "max-age":
-            with contextlib.suppress(ValueError):
-                deleted = deleted or int(val.strip()) <= 0
-        elif key == "expires":
-            try:
-                expires = parsedate_to_datetime(val.strip())
-                if expires.tzinfo is not None and expires.timestamp() < time.time():
-                    deleted = True
-            except (TypeError, ValueError, IndexError):
-                pass
-    return name, value, deleted
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
-
-
-def _json_object(resp: httpx.Response, what: str) -> dict[str, Any]:
-    if not resp.content.strip():
-        raise UpstreamEmpty(f"{what}: empty answer (HTTP {resp.status_code})")
-    try:
-        body = resp.json()
-    except ValueError:
-        raise UpstreamError(f"{what}: answer is not JSON (HTTP {resp.status_code})") from None
-    if not isinstance(body, dict):
-        raise UpstreamError(f"{what}: answer is not a JSON object")
-    return body
-
-
 def _find_key(obj: Any, key: str, depth: int = 0) -> str | None:
     if depth > 4:
         return None
@@ -206,7 +145,7 @@ def _verify_ticket(resp: httpx.Response) -> str | None:
 
 
 class PassportClient:
-    def __init__(self, http: UpstreamClient, settings: Settings) -> None:
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
         self._http = http
         self._settings = settings
 
@@ -236,7 +175,7 @@ class PassportClient:
     async def poll(self, state: dict[str, Any], token: str) -> QRPoll:
         """One check_qrconnect round, trying the passport hosts in turn."""
         hosts = self._settings.passport_urls or [self._settings.www_url]
-        start = _as_int(state.get("host_index")) or 0
+        start = as_int(state.get("host_index")) or 0
         start %= len(hosts)
         # A single host gets one retry so a lone transient 5xx doesn't cost a poll.
         attempts = len(hosts) if len(hosts) > 1 else 2
@@ -271,40 +210,10 @@ class PassportClient:
 
     async def fetch_profile(self, cookies: dict[str, str]) -> TikTokProfile:
         """The signed-in account behind `cookies`. Raises SessionExpired when not signed in."""
-        www = self._settings.www_url
         jar = dict(cookies)
-        params = {
-            "aid": PASSPORT_AID,
-            "app_name": "tiktok_web",
-            "account_sdk_source": "web",
-            "device_platform": "web_pc",
-            "language": LANGUAGE,
-        }
-        resp = await self._send(
-            {"cookies": jar}, "GET", f"{www}/passport/web/account/info/", params=params
-        )
-        if resp.status_code in (401, 419):
-            raise SessionExpired("TikTok session is not signed in")
-        if resp.status_code >= 400:
-            raise UpstreamError(f"account info answered HTTP {resp.status_code}")
-        body = _json_object(resp, "account info")
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise UpstreamError("account info: no data")
-        code = _as_int(data.get("error_code"))
-        if body.get("message") != "success" or (code is not None and code != 0):
-            raise SessionExpired("TikTok session is not signed in")
-        uid = str(data.get("user_id_str") or data.get("user_id") or "")
-        if not uid or uid == "0":
-            raise UpstreamError("account info: no user id")
-        profile = TikTokProfile(
-            uid=uid,
-            sec_uid=str(data.get("sec_user_id") or ""),
-            unique_id=str(data.get("username") or data.get("unique_id") or ""),
-            nickname=str(data.get("screen_name") or data.get("name") or ""),
-            region=str(jar.get("store-country-code") or "").upper(),
-            avatar_url=str(data.get("avatar_url") or ""),
-        )
+        url = f"{self._settings.www_url}/passport/web/account/info/"
+        resp = await self._send({"cookies": jar}, "GET", url, params=ACCOUNT_INFO_PARAMS)
+        profile = profile_from_account_info(resp, jar)
         if profile.unique_id:
             await self._enrich_profile(profile, jar)
         if not profile.nickname:
@@ -324,16 +233,12 @@ class PassportClient:
         resp = await self._send(state, "GET", url, params=self._base_params(state), passport=True)
         if resp.status_code >= 400:
             raise UpstreamError(f"get_qrcode answered HTTP {resp.status_code}")
-        body = _json_object(resp, "get_qrcode")
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise UpstreamError("get_qrcode: no data")
-        code = _as_int(data.get("error_code"))
-        if body.get("message") != "success" or (code is not None and code != 0):
+        message, data, code = passport_data(resp, "get_qrcode")
+        if message != "success" or (code is not None and code != 0):
             raise UpstreamError(f"get_qrcode: error_code {code}")
         token = data.get("token")
         index_url = data.get("qrcode_index_url")
-        expire_time = _as_int(data.get("expire_time"))
+        expire_time = as_int(data.get("expire_time"))
         if not isinstance(token, str) or not token or not isinstance(index_url, str):
             raise UpstreamError("get_qrcode: no token or qrcode_index_url")
         if not index_url or expire_time is None:
@@ -345,19 +250,15 @@ class PassportClient:
 
     async def _interpret_poll(self, state: dict[str, Any], resp: httpx.Response) -> QRPoll:
         if resp.status_code == 429:
-            retry = _as_int(resp.headers.get("retry-after"))
+            retry = as_int(resp.headers.get("retry-after"))
             return QRPoll(
                 status="slow_down",
                 retry_after=float(retry) if retry and retry > 0 else SLOW_DOWN_SECONDS,
             )
         if resp.status_code >= 400:
             raise UpstreamError(f"check_qrconnect answered HTTP {resp.status_code}")
-        body = _json_object(resp, "check_qrconnect")
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise UpstreamError("check_qrconnect: no data")
-        code = _as_int(data.get("error_code"))
-        if body.get("message") == "error" or (code is not None and code != 0):
+        message, data, code = passport_data(resp, "check_qrconnect")
+        if message == "error" or (code is not None and code != 0):
             if code == ERROR_TOO_FAST:
                 return QRPoll(status="slow_down", retry_after=SLOW_DOWN_SECONDS, error_code=code)
             if code in VERIFY_ERROR_CODES:
@@ -398,51 +299,13 @@ class PassportClient:
         Unsigned requests to that endpoint are often answered with an empty body, so it is
         best effort: account info alone already identifies the account.
         """
-        params = {
-            "uniqueId": profile.unique_id,
-            "aid": WEB_AID,
-            "app_name": "tiktok_web",
-            "device_platform": "web_pc",
-            "language": LANGUAGE,
-            "secUid": "",
-        }
-        if jar.get("msToken"):
-            params["msToken"] = jar["msToken"]
+        url = f"{self._settings.www_url}/api/user/detail/"
+        params = user_detail_params(profile.unique_id, jar)
         try:
-            resp = await self._send(
-                {"cookies": jar}, "GET", f"{self._settings.www_url}/api/user/detail/", params=params
-            )
-            if resp.status_code >= 400:
-                raise UpstreamError(f"user detail answered HTTP {resp.status_code}")
-            body = _json_object(resp, "user detail")
+            resp = await self._send({"cookies": jar}, "GET", url, params=params)
+            apply_user_detail(profile, resp)
         except UpstreamError as exc:
             log.info("profile_detail_unavailable", error=exc.code)
-            return
-        status = _as_int(body.get("statusCode", body.get("status_code")))
-        info = body.get("userInfo")
-        user = info.get("user") if isinstance(info, dict) else None
-        if status not in (None, 0) or not isinstance(user, dict):
-            log.info("profile_detail_unavailable", status_code=status)
-            return
-        if str(user.get("id") or "") != profile.uid:
-            # A renamed handle can now belong to someone else; never mix two accounts.
-            log.info("profile_detail_mismatch")
-            return
-        profile.sec_uid = str(user.get("secUid") or profile.sec_uid)
-        profile.unique_id = str(user.get("uniqueId") or profile.unique_id)
-        profile.nickname = str(user.get("nickname") or profile.nickname)
-        profile.avatar_url = str(
-            user.get("avatarThumb")
-            or user.get("avatarMedium")
-            or user.get("avatarLarger")
-            or profile.avatar_url
-        )
-        profile.region = str(user.get("region") or profile.region).upper()
-        profile.is_private_account = bool(user.get("privateAccount") or user.get("secret"))
-        room_id = str(user.get("roomId") or "")
-        profile.room_id = "" if room_id == "0" else room_id
-        # TikTok's web user object has no "may go live" flag; an open room proves it.
-        profile.has_live_permission = bool(profile.room_id)
 
     # ---- plumbing ---------------------------------------------------------------------
 
@@ -542,7 +405,7 @@ class PassportClient:
     def _absorb_cookies(self, resp: httpx.Response, jar: dict[str, str]) -> None:
         # Into this login's own jar only: the shared client keeps no cookie (tiktok/http.py).
         for header in resp.headers.get_list("set-cookie"):
-            parsed = _parse_set_cookie(header)
+            parsed = parse_set_cookie(header)
             if parsed is None:
                 continue
             name, value, deleted = parsed

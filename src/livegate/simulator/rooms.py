@@ -1,0 +1,205 @@
+"""The simulator's LIVE rooms: comments, the WebSocket tickets a fetch hands out, and the
+sockets open on each room. Plain data and the rules that change it; no HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import HTTPConnection
+
+from livegate.simulator.state import Account, SimState
+
+LIVE, ENDED = 2, 4
+WRSS_TTL = 300.0  # signed WS URLs die quickly upstream; keep the fake lenient but bounded
+END = object()  # queued to a connection when its room's stream ends
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Comment:
+    seq: int
+    msg_id: int
+    uid: str
+    unique_id: str
+    nickname: str
+    sec_uid: str
+    content: str
+    created_ms: int
+    # The encoded WebcastChatMessage, made once by messages.chat_message and reused by every
+    # fetch and push that carries the comment.
+    payload: bytes = field(default=b"", repr=False, compare=False)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "msg_id": str(self.msg_id),
+            "uid": self.uid,
+            "unique_id": self.unique_id,
+            "nickname": self.nickname,
+            "content": self.content,
+            "created_ms": self.created_ms,
+        }
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open IM WebSocket: what it still has to push (comments, then maybe END)."""
+
+    queue: asyncio.Queue[Any]
+    compress: bool
+    with_session: bool
+
+
+@dataclass
+class Room:
+    room_id: str
+    owner_uid: str
+    title: str
+    status: int = LIVE
+    age_restricted: bool = False
+    private: bool = False
+    created_ms: int = field(default_factory=now_ms)
+    ended_ms: int | None = None
+    comments: list[Comment] = field(default_factory=list)
+    ws_log: list[dict[str, Any]] = field(default_factory=list)
+    connections: set[Connection] = field(default_factory=set)
+    diamonds: int = 0
+
+    @property
+    def last_seq(self) -> int:
+        return self.comments[-1].seq if self.comments else 0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "room_id": self.room_id,
+            "owner_uid": self.owner_uid,
+            "title": self.title,
+            "status": self.status,
+            "live": self.status == LIVE,
+            "age_restricted": self.age_restricted,
+            "private": self.private,
+            "created_ms": self.created_ms,
+            "ended_ms": self.ended_ms,
+            "comments": [c.public() for c in self.comments],
+            "ws_connections": len(self.connections),
+            "ws_log": list(self.ws_log),
+        }
+
+
+@dataclass(slots=True)
+class WsTicket:
+    """What a fetch handed out: its `wrss` opens the WebSocket for that room."""
+
+    wrss: str
+    room_id: str
+    sessionid: str | None  # the valid session the fetch was made with, if any
+    seq: int  # the last comment the fetch covered; the socket pushes what comes after
+    created: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class WebcastWorld:
+    rooms: dict[str, Room] = field(default_factory=dict)
+    tickets: dict[str, WsTicket] = field(default_factory=dict)
+    requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
+    ping_interval: float = 10.0
+    _room_ids: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(7_500_000_000_000_000_001)
+    )
+    _msg_ids: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(7_600_000_000_000_000_001)
+    )
+    _seqs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def record(self, conn: HTTPConnection, method: str | None = None) -> None:
+        # Names only: tests assert request shapes, and cookie values are secrets even here.
+        self.requests.append(
+            {
+                "method": method or getattr(conn, "method", "WEBSOCKET"),
+                "path": conn.url.path,
+                "query": dict(conn.query_params),
+                "query_keys": [k for k, _ in conn.query_params.multi_items()],
+                "cookie_names": sorted(conn.cookies.keys()),
+                "header_names": sorted({k.lower() for k in conn.headers}),
+                "at": time.time(),
+            }
+        )
+
+    def live_room_of(self, uid: str) -> Room | None:
+        """The newest room `uid` owns, live or ended; None when there is none."""
+        rooms = [r for r in self.rooms.values() if r.owner_uid == uid]
+        return max(rooms, key=lambda r: r.created_ms, default=None)
+
+    def new_msg_id(self) -> int:
+        return next(self._msg_ids)
+
+    def new_ticket(self, room: Room, sessionid: str | None) -> WsTicket:
+        # Tickets sit in creation order: expired ones are dropped from the front.
+        cutoff = time.monotonic() - WRSS_TTL
+        while self.tickets:
+            oldest = next(iter(self.tickets.values()))
+            if oldest.created >= cutoff:
+                break
+            del self.tickets[oldest.wrss]
+        ticket = WsTicket(secrets.token_urlsafe(32), room.room_id, sessionid, room.last_seq)
+        self.tickets[ticket.wrss] = ticket
+        return ticket
+
+    def open_room(
+        self, owner: Account, title: str | None, *, age_restricted: bool, private: bool
+    ) -> Room:
+        """A new live room of `owner`; the owner's earlier rooms end, as a new LIVE ends the old."""
+        for other in self.rooms.values():
+            if other.owner_uid == owner.uid:
+                self.end_room(other)
+        room = Room(
+            room_id=str(next(self._room_ids)),
+            owner_uid=owner.uid,
+            title=title or f"{owner.nickname} is LIVE",
+            age_restricted=age_restricted,
+            private=private,
+        )
+        self.rooms[room.room_id] = room
+        return room
+
+    def add_comment(self, room: Room, account: Account, text: str) -> Comment:
+        comment = Comment(
+            seq=next(self._seqs),
+            msg_id=self.new_msg_id(),
+            uid=account.uid,
+            unique_id=account.unique_id,
+            nickname=account.nickname,
+            sec_uid=account.sec_uid,
+            content=text,
+            created_ms=now_ms(),
+        )
+        room.comments.append(comment)
+        for conn in room.connections:
+            conn.queue.put_nowait(comment)
+        return comment
+
+    def end_room(self, room: Room) -> None:
+        if room.status == ENDED:
+            return
+        room.status = ENDED
+        room.ended_ms = now_ms()
+        for conn in room.connections:
+            conn.queue.put_nowait(END)
+
+
+def world_of(state: SimState) -> WebcastWorld:
+    with state.lock:
+        world = state.extra.get("webcast")
+        if not isinstance(world, WebcastWorld):
+            world = WebcastWorld()
+            state.extra["webcast"] = world
+        return world
