@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from livegate.api import routes as api_routes
 from livegate.api.ratelimit import Limiter
 from livegate.config import Settings
 from livegate.dashboard import routes as dashboard_routes
 from livegate.db.engine import Database
+from livegate.errors import install_error_handlers
 from livegate.heap import freeze_startup_objects
 from livegate.housekeeping import purge_loop
 from livegate.limits import RequestLimits
@@ -29,7 +26,7 @@ from livegate.oauth.service import OAuthService
 from livegate.tiktok.http import make_http_client
 from livegate.tiktok.passport import PassportClient
 from livegate.vault import Vault
-from livegate.web import STATIC_DIR, Gateway, SecurityHeaders, error_response
+from livegate.web import STATIC_DIR, Gateway, SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -83,59 +80,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(SecurityHeaders)
     # Outside everything, /webcast/* included: sizes are checked before a request is read.
     app.wrap(RequestLimits.from_settings(settings))
-    _install_error_handlers(app)
+    install_error_handlers(app)
     return app
-
-
-def _error(
-    request: Request,
-    status: int,
-    error: str,
-    message: str,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """The error in the dialect of the route asked for (web.error_response)."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return error_response(
-        request.url.path, ctype == "application/json", status, error, message, headers
-    )
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = (
-            f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
-        )
-        return _error(request, 400, "invalid_request", message)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        error = "not_found" if exc.status_code == 404 else "invalid_request"
-        return _error(request, exc.status_code, error, str(exc.detail), exc.headers)
-
-    @app.exception_handler(DataError)
-    async def refused_data(request: Request, exc: DataError) -> Response:
-        # The database refused a value the request carried (PostgreSQL: a NUL character,
-        # a number out of range): the request was bad, not the server.
-        log.info("database refused request data on %s: %s", request.url.path, type(exc.orig))
-        message = "The request contains a value that cannot be stored."
-        return _error(request, 400, "invalid_request", message)
-
-    @app.exception_handler(RecursionError)
-    @app.exception_handler(UnicodeError)
-    async def unreadable_input(request: Request, exc: Exception) -> Response:
-        # A backstop: input nested too deep, or text that cannot be encoded, is refused where
-        # it is read (bodies.py, ids.py, api/schemas.py). Should a path still let some through,
-        # that is the request's fault, not the server's; the log keeps the trace to fix it.
-        log.warning("%s from input on %s", type(exc).__name__, request.url.path, exc_info=exc)
-        message = "The request holds a value livegate cannot read."
-        return _error(request, 400, "invalid_request", message)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # Never a traceback to the caller; the log has it, redacted by the formatter.
-        log.exception("unhandled %s on %s", type(exc).__name__, request.url.path)
-        return _error(request, 500, "server_error", "internal error")

@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from livegate.config import Settings
-from livegate.web import error_response, with_security_headers
+from livegate.errors import error_response
+from livegate.web import with_security_headers
 
 # Token, revocation, introspection and sign-in bodies are a few hundred bytes.
 OAUTH_MAX_BODY = 64 * 1024

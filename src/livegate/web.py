@@ -1,15 +1,13 @@
-"""Shared web plumbing: templates, security headers, the Euler JSON envelope, error answers
-in the caller's dialect."""
+"""Shared web plumbing: templates, security headers, the gateway app."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
-from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -111,49 +109,3 @@ class Gateway(FastAPI):
                     await app(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
-
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def envelope(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    """The Euler SDKs' response shape around an RFC-shaped body."""
-    if "error" in body and isinstance(body["error"], str):
-        return {
-            "code": status,
-            "message": body.get("error_description") or body["error"],
-            "data": None,
-            "error": {"error": body["error"], "error_description": body.get("error_description")},
-        }
-    data = dict(body)
-    if "scope" in data and "access_token" in data:
-        data["scopes"] = str(data.pop("scope") or "").split()
-    return {"code": status, "message": "OK", "data": data, "error": None}
-
-
-# Pages a browser opens; everything else under /tiktok/oauth answers JSON.
-BROWSER_PATHS = ("/dashboard", "/account", "/tiktok/oauth/login/", "/tiktok/oauth/authorize")
-
-
-def error_response(
-    path: str,
-    json_request: bool,
-    status: int,
-    error: str,
-    message: str,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """An error in the dialect of the route at `path`: `{code, message, error}` on /webcast,
-    an HTML page on browser routes, the Euler envelope for a JSON request to an OAuth
-    endpoint, RFC 6749 §5.2's `{error, error_description}` elsewhere."""
-    extra = {**NO_STORE, **(headers or {})}
-    if path.startswith("/webcast"):
-        body: dict[str, Any] = {"code": status, "message": message, "error": error}
-        return JSONResponse(body, status_code=status, headers=extra)
-    if path == "/" or path.startswith(BROWSER_PATHS):
-        page = templates.get_template("error.html").render(error=error, description=message)
-        return HTMLResponse(page, status_code=status, headers=extra)
-    body = {"error": error, "error_description": message}
-    return JSONResponse(
-        envelope(status, body) if json_request else body, status_code=status, headers=extra
-    )

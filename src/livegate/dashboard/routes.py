@@ -26,12 +26,13 @@ from livegate.dashboard.passwords import MIN_LENGTH
 from livegate.dashboard.strings import STRINGS
 from livegate.db.engine import Database
 from livegate.db.models import Developer, Grant, TikTokAccount, WebSession, utcnow
+from livegate.errors import NO_STORE
 from livegate.ids import BadId, parse_id
 from livegate.login import routes as login_routes
 from livegate.login.service import LoginService
 from livegate.oauth import clients, scopes
 from livegate.secrets import digest, new_secret
-from livegate.web import NO_STORE, templates
+from livegate.web import templates
 
 router = APIRouter(include_in_schema=False)
 T = TypeVar("T")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from livegate.errors import NO_STORE
 from livegate.login import sealed, strings
 from livegate.login.service import (
     BadCsrf,
@@ -21,7 +22,7 @@ from livegate.login.service import (
 )
 from livegate.oauth import scopes
 from livegate.oauth.service import OAuthService
-from livegate.web import NO_STORE, templates
+from livegate.web import templates
 
 router = APIRouter()
 

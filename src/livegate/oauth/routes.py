@@ -13,10 +13,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from livegate.api.ratelimit import Limiter, client_address
 from livegate.bodies import BadBody, parse_json_object
+from livegate.errors import NO_STORE, envelope
 from livegate.oauth.bearer import bearer_error, extract_token
 from livegate.oauth.server import OAuthResult
 from livegate.oauth.service import OAuthService, TokenRejected
-from livegate.web import NO_STORE, envelope, templates
+from livegate.web import templates
 
 router = APIRouter()
 
