@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -12,6 +10,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from livegate.bodies import BadBody, parse_json_object
 from livegate.oauth.bearer import bearer_error, extract_token
+from livegate.oauth.requests import quoted_name
 from livegate.oauth.server import OAuthResult
 from livegate.oauth.service import OAuthService, TokenRejected
 from livegate.web import NO_STORE, envelope, templates
@@ -19,22 +18,28 @@ from livegate.web import NO_STORE, envelope, templates
 router = APIRouter()
 
 
-async def read_params(request: Request) -> tuple[list[tuple[str, str]], bool]:
-    """(parameters, is_json): form-encoded per RFC 6749, or a JSON object (the Euler SDKs)."""
+def is_json(request: Request) -> bool:
+    """Whether the request is in the JSON dialect, and so gets its answers in the envelope."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
+    return ctype == "application/json"
+
+
+async def read_params(request: Request) -> list[tuple[str, str]]:
+    """Form-encoded parameters per RFC 6749, or a JSON object's members (the Euler SDKs)."""
+    if is_json(request):
         data = parse_json_object(await request.body())
-        return [
-            (str(k), v if isinstance(v, str) else json.dumps(v))
-            for k, v in data.items()
-            if v is not None
-        ], True
+        for key, value in data.items():
+            if not isinstance(value, str):
+                # A number, object or null has no form-encoded counterpart to mean.
+                raise BadBody(f"The value of {quoted_name(key)} must be a string.")
+        return list(data.items())
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", ""):
         try:
             form = await request.form()
         except Exception as exc:  # starlette raises several types for unparseable bodies
             raise BadBody("The request body could not be parsed.") from exc
-        return [(k, v) for k, v in form.multi_items() if isinstance(v, str)], False
+        return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     raise BadBody("Use application/x-www-form-urlencoded or application/json.")
 
 
@@ -66,12 +71,15 @@ EndpointCall = Callable[[str, dict[str, str], list[tuple[str, str]]], OAuthResul
 
 
 async def _endpoint(request: Request, call: EndpointCall) -> Response:
-    """One Authlib endpoint: read either dialect, run it in the threadpool, answer in kind."""
+    """One OAuth endpoint: read either dialect, run it in the threadpool, answer in kind."""
+    as_json = is_json(request)
     try:
-        params, as_json = await read_params(request)
+        params = await read_params(request)
     except BadBody as exc:
-        return bad_request(str(exc), False)
-    result = await run_in_threadpool(call, str(request.url), _headers(request), params)
+        return bad_request(str(exc), as_json)
+    # Path and query only: the service puts them under the issuer, never under our Host.
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    result = await run_in_threadpool(call, target, _headers(request), params)
     return oauth_response(result, as_json)
 
 
@@ -92,18 +100,7 @@ async def introspect(request: Request) -> Response:
 
 @router.post("/tiktok/oauth/validate-refresh", response_model=None)
 async def validate_refresh(request: Request) -> Response:
-    try:
-        params, as_json = await read_params(request)
-    except BadBody as exc:
-        return bad_request(str(exc), False)
-    data = dict(params)
-    if not data.get("refresh_token") or not data.get("client_id"):
-        return bad_request("'refresh_token' and 'client_id' are required.", as_json)
-    result = await run_in_threadpool(
-        service(request).validate_refresh, data["refresh_token"], data["client_id"]
-    )
-    body: dict[str, Any] = envelope(200, result) if as_json else result
-    return JSONResponse(body, headers=NO_STORE)
+    return await _endpoint(request, service(request).validate_refresh)
 
 
 @router.get("/tiktok/oauth/userinfo", response_model=None)
