@@ -174,35 +174,38 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return grant_row
 
 
+# One description for every refused refresh token: it must not tell another app whether the
+# token exists.
+REFRESH_REFUSED = "The refresh token is invalid, expired, revoked, or issued to another client."
+
+
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+    def authenticate_refresh_token(self, refresh_token: str) -> Token:
         session = db()
         row = tokens.find_refresh_token(session, refresh_token)
         # Authlib has authenticated the client by now but matches it to the token only after
         # this returns: match it first, so that another app's attempt changes nothing.
-        if row is None or not _issued_to(row, self.request.client):
-            return None
-        if row.expires_at <= utcnow():
-            return None
+        if row is None or not _issued_to(row, self.request.client) or row.expires_at <= utcnow():
+            raise InvalidGrantError(REFRESH_REFUSED)
         # Decide under the grant's lock: a concurrent refresh with the same token has either
         # committed its new pair (and we revoke it below) or not begun.
         tokens.lock_grant(session, row.grant_id)
         session.refresh(row)
         if row.revoked_at is not None:
-            return None
+            raise InvalidGrantError(REFRESH_REFUSED)
         if row.rotated_at is not None:
             # RFC 9700 §4.14.2: a rotated token came back, later or as the loser of a race,
             # so the family is compromised.
             tokens.revoke_family(session, row.family_id)
             audit.record(session, "refresh.reused", client_pk=row.client_pk, grant_id=row.grant_id)
-            return None
+            raise InvalidGrantError(REFRESH_REFUSED)
         if row.grant.status == "login_required":
             raise InvalidGrantError(description="login_required")
         if row.grant.status != "active":
-            return None
+            raise InvalidGrantError(REFRESH_REFUSED)
         self.request.presented_secret = refresh_token
         return Token(row, refresh_token)
 
@@ -210,7 +213,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         # The presented token is rotated only now, when nothing can refuse the request any
         # more (a scope it does not cover, say): a refused refresh leaves it as it was.
         if not tokens.claim_refresh_token(db(), self.request.refresh_token.row):
-            raise InvalidGrantError()
+            raise InvalidGrantError(REFRESH_REFUSED)
         super().save_token(token)
 
     def authenticate_user(self, refresh_token: Token) -> Grant | None:
