@@ -507,6 +507,32 @@ def test_a_proxy_host_without_forwarded_proto_works_as_the_public_url(
     assert r.status_code == 200, r.text
 
 
+@spec("RFC 6749", "1.6")
+def test_a_plain_http_public_url_is_refused_in_words(
+    gateway_settings: Settings, database: Database
+) -> None:
+    """An issuer that is http on a public name: every OAuth call says so, none is a 500."""
+    port = free_port()
+    settings = gateway_settings.model_copy(
+        update={"port": port, "public_url": "http://gateway.example"}
+    )
+    server = ServerThread(create_app(settings, database), port=port).start()
+    try:
+        app = register(database)
+        for path, form in (
+            ("token", {"grant_type": "refresh_token", "refresh_token": "lg_rt_x"}),
+            ("introspect", {"token": "lg_at_x"}),
+            ("validate-refresh", {"refresh_token": "lg_rt_x"}),
+        ):
+            r = post(server.url, path, data=form, auth=app.auth)
+            assert_oauth_error(r, 400, "insecure_transport")
+        r = httpx.get(authorize_url(server.url, app.client_id, REDIRECT, "webcast:fetch"))
+        assert r.status_code == 400 and "insecure_transport" in r.text
+        assert "location" not in r.headers
+    finally:
+        server.stop()
+
+
 @spec("RFC 6749", "5.2")
 @pytest.mark.parametrize("value", [5, 1.5, True, None, {"a": "b"}, ["lg_rt_x"]], ids=repr)
 def test_json_values_that_are_not_strings_are_a_bad_request(

@@ -18,10 +18,13 @@ from livegate.web import NO_STORE, envelope, templates
 router = APIRouter()
 
 
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def is_json(request: Request) -> bool:
     """Whether the request is in the JSON dialect, and so gets its answers in the envelope."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return ctype == "application/json"
+    return _content_type(request) == "application/json"
 
 
 async def read_params(request: Request) -> list[tuple[str, str]]:
@@ -33,8 +36,7 @@ async def read_params(request: Request) -> list[tuple[str, str]]:
                 # A number, object or null has no form-encoded counterpart to mean.
                 raise BadBody(f"The value of {quoted_name(key)} must be a string.")
         return list(data.items())
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype in ("application/x-www-form-urlencoded", ""):
+    if _content_type(request) in ("application/x-www-form-urlencoded", ""):
         try:
             form = await request.form()
         except Exception as exc:  # starlette raises several types for unparseable bodies

@@ -319,7 +319,7 @@ class LivegateServer(AuthorizationServer):
         self, request: LivegateRequest, methods: list[str], endpoint: str = "token"
     ) -> Client:
         if not basic_credentials_readable(request.headers.get("Authorization")):
-            # Authlib would fail decoding them (a 500); they cannot name any client.
+            # Authlib would fail reading them (a 500); they cannot name any client.
             raise InvalidClientError(
                 status_code=401,
                 description="The Basic credentials are not base64-encoded UTF-8 text.",
@@ -404,10 +404,14 @@ class LivegateServer(AuthorizationServer):
 
 
 def basic_credentials_readable(header: str | None) -> bool:
-    """False for a Basic Authorization header whose credentials are not base64 UTF-8 text."""
+    """False for an Authorization header that Authlib would fail reading as Basic credentials:
+    not base64, not UTF-8 once decoded, or no scheme and value around its space."""
     if not header or " " not in header:
-        return True
-    scheme, value = header.split(None, 1)
+        return True  # Authlib reads no Basic credentials from it
+    parts = header.split(None, 1)
+    if len(parts) != 2:
+        return False
+    scheme, value = parts
     if scheme.lower() != "basic":
         return True
     try:

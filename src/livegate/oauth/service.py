@@ -140,8 +140,8 @@ class OAuthService:
         """`uri`: the request's URL or path; only its path and query are used."""
         request = self._request("GET", uri, {}, params)
         if isinstance(request, OAuthResult):
-            # Never a redirect: with a parameter given twice, which redirect_uri or state
-            # the client meant is anyone's guess.
+            # Never a redirect: when a parameter is given twice (or cannot be read), which
+            # redirect_uri and state the client meant is anyone's guess.
             return AuthorizeCheck(error=request)
 
         def check(session: Session) -> AuthorizeCheck:
