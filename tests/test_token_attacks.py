@@ -200,13 +200,15 @@ class Racer:
     """Fires a set of requests at once: each thread waits at a barrier, then sends."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
         self.pool = ThreadPoolExecutor(size)
         self.local = threading.local()
+        self.clients: list[httpx.Client] = []
 
     def client(self) -> httpx.Client:
+        """One keep-alive client per thread, so that a trial's requests leave together."""
         if not hasattr(self.local, "client"):
             self.local.client = httpx.Client(timeout=60)
+            self.clients.append(self.local.client)
         client: httpx.Client = self.local.client
         return client
 
@@ -222,6 +224,8 @@ class Racer:
 
     def close(self) -> None:
         self.pool.shutdown()
+        for client in self.clients:
+            client.close()
 
 
 def side_by_side(n: int, fn: Callable[[], Any]) -> list[Any]:
@@ -229,7 +233,8 @@ def side_by_side(n: int, fn: Callable[[], Any]) -> list[Any]:
         return list(pool.map(lambda _: fn(), range(n)))
 
 
-def losers_are_invalid_grant(responses: list[httpx.Response]) -> list[str]:
+def not_invalid_grant(responses: list[httpx.Response]) -> list[str]:
+    """The answers that are neither the winner's 200 nor a loser's 400 invalid_grant."""
     return [
         f"{r.status_code} {r.text[:120]}"
         for r in responses
@@ -263,7 +268,7 @@ def test_refresh_token_sent_by_many_at_once_revokes_the_family(
             if len(won) != 1:
                 failures.append(f"trial {trial}: {len(won)} requests got 200")
                 continue
-            if bad := losers_are_invalid_grant(responses):
+            if bad := not_invalid_grant(responses):
                 failures.append(f"trial {trial}: losers answered {bad}")
             alive = [
                 name
@@ -309,7 +314,7 @@ def test_code_exchanged_many_times_at_once_revokes_what_it_issued(
                 if len(won) > 1:
                     failures.append(f"trial {trial}: {len(won)} exchanges got 200")
                     continue
-                if bad := losers_are_invalid_grant(responses):
+                if bad := not_invalid_grant(responses):
                     failures.append(f"trial {trial}: losers answered {bad}")
                 alive = [
                     kind
