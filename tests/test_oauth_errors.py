@@ -223,10 +223,13 @@ def test_malformed_token_requests(gateway: ServerThread, database: Database) -> 
         400,
         "invalid_request",
     )
-    r = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
-    assert_oauth_error(r, 400, "invalid_request")
-    r = httpx.post(url, content=b"[1,2]", headers={"content-type": "application/json"})
-    assert_oauth_error(r, 400, "invalid_request")
+    # A JSON request gets the Euler envelope, even when its body cannot be read.
+    for raw in (b"{not json", b"[1,2]"):
+        r = httpx.post(url, content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.headers["cache-control"] == "no-store", r.text
+        body = r.json()
+        assert body["code"] == 400 and body["data"] is None, body
+        assert body["error"]["error"] == "invalid_request", body
     r = httpx.post(url, content=b"\x00\xff", headers={"content-type": "text/plain"})
     assert_oauth_error(r, 400, "invalid_request")
     r = httpx.get(url)
@@ -418,18 +421,14 @@ def test_validate_refresh_does_not_consume(
     app = register(database)
     t = tokens_for(gateway.url, sim.url, app)
     url = f"{gateway.url}/tiktok/oauth/validate-refresh"
-    r = httpx.post(url, data={"refresh_token": t["refresh_token"], "client_id": app.client_id})
+    r = httpx.post(url, data={"refresh_token": t["refresh_token"]}, auth=app.auth)
     body = r.json()
     assert body["valid"] is True and body["scopes"] == ["webcast:fetch", "user:info"]
     assert body["tiktok_user_id"]
     assert refresh(gateway.url, app, t["refresh_token"]).status_code == 200
-    assert (
-        httpx.post(
-            url, data={"refresh_token": t["refresh_token"], "client_id": app.client_id}
-        ).json()["valid"]
-        is False
-    )
-    assert httpx.post(url, data={"refresh_token": "x"}).status_code == 400
+    r = httpx.post(url, data={"refresh_token": t["refresh_token"]}, auth=app.auth)
+    assert r.json()["valid"] is False
+    assert_oauth_error(httpx.post(url, data={}, auth=app.auth), 400, "invalid_request")
 
 
 # -- resource side -----------------------------------------------------------------------------

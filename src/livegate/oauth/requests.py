@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+
+# RFC 6749 §5.2: the characters an error_description may hold.
+_DESCRIBABLE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,40}")
+
+
+def quoted_name(name: str) -> str:
+    """A parameter name for an error description: quoted, or "a parameter" if it cannot be."""
+    return f"'{name}'" if _DESCRIBABLE.fullmatch(name) else "a parameter"
+
+
+def repeated_error(name: str) -> dict[str, str]:
+    return {
+        "error": "invalid_request",
+        "error_description": f"The parameter {quoted_name(name)} is given more than once.",
+    }
 
 
 class DictPayload(OAuth2Payload):
@@ -47,6 +63,10 @@ class LivegateRequest(OAuth2Request):
         self.data_key: bytes | None = None
         self.presented_secret: str | None = None
         self.session_id: int | None = None
+
+    def repeated(self) -> str | None:
+        """The first parameter given more than once (RFC 6749 §3.1, §3.2 forbid it)."""
+        return next((key for key, values in self.payload.datalist.items() if len(values) > 1), None)
 
     def has_nul(self) -> bool:
         """Whether a parameter name or value holds U+0000, which PostgreSQL text refuses."""

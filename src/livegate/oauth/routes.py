@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import APIRouter, Request
@@ -15,6 +13,7 @@ from livegate.api.ratelimit import Limiter, client_address
 from livegate.bodies import BadBody, parse_json_object
 from livegate.errors import NO_STORE, envelope
 from livegate.oauth.bearer import bearer_error, extract_token
+from livegate.oauth.requests import quoted_name
 from livegate.oauth.server import OAuthResult
 from livegate.oauth.service import OAuthService, TokenRejected
 from livegate.web import templates
@@ -22,22 +21,30 @@ from livegate.web import templates
 router = APIRouter()
 
 
-async def read_params(request: Request) -> tuple[list[tuple[str, str]], bool]:
-    """(parameters, is_json): form-encoded per RFC 6749, or a JSON object (the Euler SDKs)."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def is_json(request: Request) -> bool:
+    """Whether the request is in the JSON dialect, and so gets its answers in the envelope."""
+    return _content_type(request) == "application/json"
+
+
+async def read_params(request: Request) -> list[tuple[str, str]]:
+    """Form-encoded parameters per RFC 6749, or a JSON object's members (the Euler SDKs)."""
+    if is_json(request):
         data = parse_json_object(await request.body())
-        return [
-            (str(k), v if isinstance(v, str) else json.dumps(v))
-            for k, v in data.items()
-            if v is not None
-        ], True
-    if ctype in ("application/x-www-form-urlencoded", ""):
+        for key, value in data.items():
+            if not isinstance(value, str):
+                # A number, object or null has no form-encoded counterpart to mean.
+                raise BadBody(f"The value of {quoted_name(key)} must be a string.")
+        return list(data.items())
+    if _content_type(request) in ("application/x-www-form-urlencoded", ""):
         try:
             form = await request.form()
         except Exception as exc:  # starlette raises several types for unparseable bodies
             raise BadBody("The request body could not be parsed.") from exc
-        return [(k, v) for k, v in form.multi_items() if isinstance(v, str)], False
+        return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     raise BadBody("Use application/x-www-form-urlencoded or application/json.")
 
 
@@ -85,22 +92,25 @@ def _too_many(retry: int) -> OAuthResult:
 
 
 async def _endpoint(request: Request, call: EndpointCall) -> Response:
-    """One Authlib endpoint: read either dialect, run it in the threadpool, answer in kind.
+    """One OAuth endpoint: read either dialect, run it in the threadpool, answer in kind.
 
     Failed client authentications count against the caller's address (and client_id);
     over the limit, a request is refused before its client is looked at.
     """
+    as_json = is_json(request)
     try:
-        params, as_json = await read_params(request)
+        params = await read_params(request)
     except BadBody as exc:
-        return bad_request(str(exc), False)
+        return bad_request(str(exc), as_json)
     headers = _headers(request)
     limiter: Limiter = request.app.state.limiter
     rules = limiter.client_auth(client_address(request), _client_id(headers, params))
     retry = await limiter.retry_after(rules)
     if retry is not None:
         return oauth_response(_too_many(retry), as_json)
-    result = await run_in_threadpool(call, str(request.url), headers, params)
+    # Path and query only: the service puts them under the issuer, never under our Host.
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    result = await run_in_threadpool(call, target, headers, params)
     if isinstance(result.body, dict) and result.body.get("error") == "invalid_client":
         await limiter.failed(rules)
     return oauth_response(result, as_json)
@@ -123,18 +133,7 @@ async def introspect(request: Request) -> Response:
 
 @router.post("/tiktok/oauth/validate-refresh", response_model=None)
 async def validate_refresh(request: Request) -> Response:
-    try:
-        params, as_json = await read_params(request)
-    except BadBody as exc:
-        return bad_request(str(exc), False)
-    data = dict(params)
-    if not data.get("refresh_token") or not data.get("client_id"):
-        return bad_request("'refresh_token' and 'client_id' are required.", as_json)
-    result = await run_in_threadpool(
-        service(request).validate_refresh, data["refresh_token"], data["client_id"]
-    )
-    body: dict[str, Any] = envelope(200, result) if as_json else result
-    return JSONResponse(body, headers=NO_STORE)
+    return await _endpoint(request, service(request).validate_refresh)
 
 
 @router.get("/tiktok/oauth/userinfo", response_model=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import secrets as pysecrets
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -93,6 +95,10 @@ class Issuer(IssuerParameter):
         return self.issuer
 
 
+def _issued_to(row: RefreshToken, client: Any) -> bool:
+    return isinstance(client, Client) and row.client_pk == client.pk
+
+
 def _server(grant: Any) -> LivegateServer:
     server: LivegateServer = grant.server
     return server
@@ -135,9 +141,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             select(AuthorizationCode).where(AuthorizationCode.code_digest == digest(code))
         )
         if row is None or row.client_pk != client.pk:
-            return None
+            return None  # another app's attempt changes nothing
+        # Decide under the grant's lock: a concurrent exchange of the same code has either
+        # committed its tokens (and we revoke them below) or not begun.
+        tokens.lock_grant(session, row.grant_id)
+        session.refresh(row)
         if row.used_at is not None:
-            # RFC 6749 §4.1.2: a replayed code revokes what it issued.
+            # RFC 6749 §4.1.2: a code used twice, later or by the loser of a race, revokes
+            # what it issued.
             if row.family_id:
                 tokens.revoke_family(session, row.family_id)
             audit.record(session, "code.reused", client_pk=row.client_pk, grant_id=row.grant_id)
@@ -166,33 +177,47 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return grant_row
 
 
+# One description for every refused refresh token: it must not tell another app whether the
+# token exists.
+REFRESH_REFUSED = "The refresh token is invalid, expired, revoked, or issued to another client."
+
+
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+    def authenticate_refresh_token(self, refresh_token: str) -> Token:
         session = db()
         row = tokens.find_refresh_token(session, refresh_token)
-        if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
-            return None
+        # Authlib has authenticated the client by now but matches it to the token only after
+        # this returns: match it first, so that another app's attempt changes nothing.
+        if row is None or not _issued_to(row, self.request.client) or row.expires_at <= utcnow():
+            raise InvalidGrantError(REFRESH_REFUSED)
+        # Decide under the grant's lock: a concurrent refresh with the same token has either
+        # committed its new pair (and we revoke it below) or not begun.
+        tokens.lock_grant(session, row.grant_id)
+        session.refresh(row)
+        if row.revoked_at is not None:
+            raise InvalidGrantError(REFRESH_REFUSED)
         if row.rotated_at is not None:
-            # RFC 9700 §4.14.2: a rotated token came back, so the family is compromised.
+            # RFC 9700 §4.14.2: a rotated token came back, later or as the loser of a race,
+            # so the family is compromised.
             tokens.revoke_family(session, row.family_id)
             audit.record(session, "refresh.reused", client_pk=row.client_pk, grant_id=row.grant_id)
-            return None
+            raise InvalidGrantError(REFRESH_REFUSED)
         if row.grant.status == "login_required":
             raise InvalidGrantError(description="login_required")
         if row.grant.status != "active":
-            return None
-        claimed = session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
-            .values(rotated_at=utcnow())
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            return None  # a concurrent refresh with the same token won
+            raise InvalidGrantError(REFRESH_REFUSED)
         self.request.presented_secret = refresh_token
         return Token(row, refresh_token)
+
+    def save_token(self, token: dict[str, Any]) -> None:
+        # The presented token is rotated only now, when nothing can refuse the request any
+        # more (a scope it does not cover, say): a refused refresh leaves it as it was.
+        if not tokens.claim_refresh_token(db(), self.request.refresh_token.row):
+            raise InvalidGrantError(REFRESH_REFUSED)
+        super().save_token(token)
 
     def authenticate_user(self, refresh_token: Token) -> Grant | None:
         grant_row: Grant = refresh_token.row.grant
@@ -293,6 +318,18 @@ class LivegateServer(AuthorizationServer):
 
     # -- Authlib hooks ----------------------------------------------------------------------
 
+    def authenticate_client(
+        self, request: LivegateRequest, methods: list[str], endpoint: str = "token"
+    ) -> Client:
+        if not basic_credentials_readable(request.headers.get("Authorization")):
+            # Authlib would fail reading them (a 500); they cannot name any client.
+            raise InvalidClientError(
+                status_code=401,
+                description="The Basic credentials are not base64-encoded UTF-8 text.",
+            )
+        client: Client = super().authenticate_client(request, methods, endpoint)
+        return client
+
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or not client_id:
             return None
@@ -367,6 +404,24 @@ class LivegateServer(AuthorizationServer):
             grant_id=grant_row.id,
             grant_type=request.payload.grant_type,
         )
+
+
+def basic_credentials_readable(header: str | None) -> bool:
+    """False for an Authorization header that Authlib would fail reading as Basic credentials:
+    not base64, not UTF-8 once decoded, or no scheme and value around its space."""
+    if not header or " " not in header:
+        return True  # Authlib reads no Basic credentials from it
+    parts = header.split(None, 1)
+    if len(parts) != 2:
+        return False
+    scheme, value = parts
+    if scheme.lower() != "basic":
+        return True
+    try:
+        base64.b64decode(value).decode("utf-8")
+    except ValueError:  # bad base64, non-ASCII characters, or bytes that are not UTF-8
+        return False
+    return True
 
 
 def oauth_error(error: OAuth2Error) -> OAuthResult:

@@ -6,9 +6,10 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,7 @@ from livegate.db.engine import Database
 from livegate.db.models import Grant, OAuthClient, TikTokAccount, utcnow
 from livegate.oauth import clients, scopes, tokens
 from livegate.oauth.context import current_db
-from livegate.oauth.requests import LivegateRequest
+from livegate.oauth.requests import LivegateRequest, repeated_error
 from livegate.oauth.server import LivegateServer, OAuthResult, oauth_error
 from livegate.tiktok.cookies import session_expiry
 from livegate.tiktok.passport import TikTokProfile
@@ -64,6 +65,10 @@ def _unprintable(exc: ValueError) -> bool:
     return "forbidden characters" in str(exc)
 
 
+# As at introspection, plus public clients (by client_id), which refresh with no secret.
+VALIDATE_REFRESH_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
 class TokenRejected(Exception):
     def __init__(self, error: str, description: str) -> None:
         super().__init__(description)
@@ -86,11 +91,43 @@ class OAuthService:
             finally:
                 current_db.reset(token)
 
-    def _endpoint(self, request: LivegateRequest, call: Callable[[], OAuthResult]) -> OAuthResult:
+    def public_uri(self, target: str) -> str:
+        """The URI Authlib sees: the issuer, plus the request's path and query.
+
+        Never the Host header or the scheme of the last hop: behind a TLS-terminating proxy
+        those say http://<internal name>, and Authlib refuses any http URI that is not
+        loopback (InsecureTransportError). The issuer is what clients were told to use.
+        """
+        parts = urlsplit(target)
+        return self.settings.issuer + parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def _request(
+        self, method: str, target: str, headers: dict[str, str], params: list[tuple[str, str]]
+    ) -> LivegateRequest | OAuthResult:
+        """The request for Authlib, or the answer when its parameters are refused outright."""
+        try:
+            request = LivegateRequest(method, self.public_uri(target), headers, params)
+        except InsecureTransportError as error:  # LIVEGATE_PUBLIC_URL is plain http
+            return oauth_error(error)
         if request.has_nul():
             return OAuthResult(400, dict(UNPRINTABLE))
+        name = request.repeated()
+        if name is not None:
+            return OAuthResult(400, repeated_error(name))
+        return request
+
+    def _endpoint(
+        self,
+        target: str,
+        headers: dict[str, str],
+        params: list[tuple[str, str]],
+        call: Callable[[LivegateRequest], OAuthResult],
+    ) -> OAuthResult:
+        request = self._request("POST", target, headers, params)
+        if isinstance(request, OAuthResult):
+            return request
         try:
-            result: OAuthResult = self._run(lambda _s: call())
+            result: OAuthResult = self._run(lambda _s: call(request))
         except ValueError as exc:
             if not _unprintable(exc):
                 raise
@@ -100,9 +137,12 @@ class OAuthService:
     # -- authorization endpoint -------------------------------------------------------------
 
     def check_authorization(self, uri: str, params: list[tuple[str, str]]) -> AuthorizeCheck:
-        request = LivegateRequest("GET", uri, {}, params)
-        if request.has_nul():
-            return AuthorizeCheck(error=OAuthResult(400, dict(UNPRINTABLE)))
+        """`uri`: the request's URL or path; only its path and query are used."""
+        request = self._request("GET", uri, {}, params)
+        if isinstance(request, OAuthResult):
+            # Never a redirect: when a parameter is given twice (or cannot be read), which
+            # redirect_uri and state the client meant is anyone's guess.
+            return AuthorizeCheck(error=request)
 
         def check(session: Session) -> AuthorizeCheck:
             try:
@@ -201,50 +241,74 @@ class OAuthService:
     # -- token, revocation, introspection ---------------------------------------------------
 
     def token(
-        self, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
+        self, target: str, headers: dict[str, str], params: list[tuple[str, str]]
     ) -> OAuthResult:
-        request = LivegateRequest("POST", uri, headers, params)
-        return self._endpoint(request, lambda: self.server.create_token_response(request))
+        return self._endpoint(target, headers, params, self.server.create_token_response)
 
     def revoke(
-        self, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
+        self, target: str, headers: dict[str, str], params: list[tuple[str, str]]
     ) -> OAuthResult:
-        request = LivegateRequest("POST", uri, headers, params)
         return self._endpoint(
-            request, lambda: self.server.create_endpoint_response("revocation", request)
+            target,
+            headers,
+            params,
+            lambda request: self.server.create_endpoint_response("revocation", request),
         )
 
     def introspect(
-        self, uri: str, headers: dict[str, str], params: list[tuple[str, str]]
+        self, target: str, headers: dict[str, str], params: list[tuple[str, str]]
     ) -> OAuthResult:
-        request = LivegateRequest("POST", uri, headers, params)
         return self._endpoint(
-            request, lambda: self.server.create_endpoint_response("introspection", request)
+            target,
+            headers,
+            params,
+            lambda request: self.server.create_endpoint_response("introspection", request),
         )
 
-    def validate_refresh(self, refresh_token: str, client_id: str) -> dict[str, Any]:
-        def run(session: Session) -> dict[str, Any]:
-            row = tokens.find_refresh_token(session, refresh_token)
-            valid = (
-                row is not None
-                and row.grant.client.client_id == client_id
-                and row.revoked_at is None
-                and row.rotated_at is None
-                and row.expires_at > utcnow()
-                and row.grant.status == "active"
+    def validate_refresh(
+        self, target: str, headers: dict[str, str], params: list[tuple[str, str]]
+    ) -> OAuthResult:
+        """Whether a refresh token is live, for the client it was issued to (not consumed).
+
+        The client authenticates as at introspection: it learns the user's TikTok id, which
+        a leaked refresh token and the public client id alone must not reveal.
+        """
+        return self._endpoint(target, headers, params, self._validate_refresh)
+
+    def _validate_refresh(self, request: LivegateRequest) -> OAuthResult:
+        try:
+            client = self.server.authenticate_client(
+                request, VALIDATE_REFRESH_AUTH_METHODS, "validate_refresh"
             )
-            if not valid or row is None:
-                return {"valid": False, "scopes": [], "tiktok_user_id": None, "country_code": None}
-            return {
+        except OAuth2Error as error:
+            return oauth_error(error)
+        value = request.form.get("refresh_token")
+        if not value:
+            return OAuthResult(
+                400, {"error": "invalid_request", "error_description": "Missing 'refresh_token'."}
+            )
+        row = tokens.find_refresh_token(current_db.get(), value)
+        if (
+            row is None
+            or row.client_pk != client.pk
+            or row.revoked_at is not None
+            or row.rotated_at is not None
+            or row.expires_at <= utcnow()
+            or row.grant.status != "active"
+        ):
+            return OAuthResult(
+                200, {"valid": False, "scopes": [], "tiktok_user_id": None, "country_code": None}
+            )
+        return OAuthResult(
+            200,
+            {
                 "valid": True,
                 "scopes": row.scope.split(),
                 "tiktok_user_id": row.grant.account.uid,
                 "country_code": row.grant.account.region or None,
                 "expires_in": int((row.expires_at - utcnow()).total_seconds()),
-            }
-
-        result: dict[str, Any] = self._run(run)
-        return result
+            },
+        )
 
     # -- resource side ----------------------------------------------------------------------
 

@@ -55,8 +55,45 @@ def find_refresh_token(db: Session, token: str) -> RefreshToken | None:
     return db.scalar(select(RefreshToken).where(RefreshToken.token_digest == digest(token)))
 
 
+def lock_grant(db: Session, grant_id: int) -> None:
+    """Hold the grant's row until this transaction ends.
+
+    Every change to a grant's token family (a code exchange, a refresh, a replay's revocation)
+    is made under this lock, so two of them never interleave: a revocation sees every pair
+    that a refresh or exchange before it committed, and a refresh that comes after it finds
+    its token revoked. Without it a replay could revoke the family while the family's newest
+    refresh token was being rotated, and that rotation's pair stayed alive.
+
+    Take it before the reads that decide, and before any token row is written (the order
+    every writer keeps: grant, then refresh tokens, then access tokens).
+    """
+    if db.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks. pysqlite opens the transaction at the first write, and
+        # the write lock covers the whole database: a write that changes nothing takes it
+        # now, so that the reads after it see every commit before it and none can follow
+        # until ours.
+        db.execute(update(Grant).where(Grant.id == grant_id).values(status=Grant.status))
+    else:
+        db.execute(select(Grant.id).where(Grant.id == grant_id).with_for_update())
+
+
+def claim_refresh_token(db: Session, row: RefreshToken) -> bool:
+    """Mark the token rotated, if it still is live: whether this call did it."""
+    claimed = db.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == row.id,
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(rotated_at=utcnow())
+    )
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def revoke_family(db: Session, family_id: str) -> None:
-    for model in (AccessToken, RefreshToken):
+    """Every token of one code's rotation chain (the caller holds the grant's lock)."""
+    for model in (RefreshToken, AccessToken):
         _revoke_where_model(db, model, model.family_id == family_id)
 
 
@@ -90,7 +127,7 @@ def end_grant(db: Session, grant: Grant, status: str = "revoked") -> None:
     _revoked(db).grant_ids.add(grant.id)
     if status == "revoked":
         grant.revoked_at = now
-    for model in (AccessToken, RefreshToken):
+    for model in (RefreshToken, AccessToken):
         _revoke_where_model(db, model, model.grant_id == grant.id)
     session_ids = select(TikTokSession.id).where(TikTokSession.grant_id == grant.id)
     db.execute(delete(SessionKeyWrap).where(SessionKeyWrap.session_id.in_(session_ids)))
