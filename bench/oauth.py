@@ -153,14 +153,15 @@ def running(cmd: list[str], env: dict[str, str], log: Path, port: int) -> Iterat
 
     def answers() -> bool:
         if proc.poll() is not None:
-            raise SystemExit(f"{cmd[0]} exited:\n{log.read_text()[-3000:]}")
+            raise SystemExit(f"{log.stem} exited:\n{log.read_text()[-3000:]}")
         try:
-            return bool(httpx.get(f"http://127.0.0.1:{port}/", timeout=1))
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)  # any answer will do
         except httpx.TransportError:
             return False
+        return True
 
     try:
-        poll(answers, cmd[1])
+        poll(answers, log.stem)
         yield proc.pid
     finally:
         proc.terminate()
@@ -451,7 +452,8 @@ def report(rows: list[dict[str, Any]], counts: dict[str, float], rss: dict[str, 
             f"DOT {counts['introspect DOT']:.1f}; authorization-code flow (livegate, "
             f"consent page to tokens) {counts['flow']:.1f}"
         )
-    print("idle RSS per worker, MiB: " + "; ".join(f"{k} {v}" for k, v in rss.items()))
+    sides = (f"{name} " + ", ".join(map(str, mib)) for name, mib in rss.items())
+    print("idle RSS per worker, MiB: " + "; ".join(sides))
 
 
 def main() -> None:
@@ -501,11 +503,11 @@ def main() -> None:
         rows, rss = bench.load()
         versions = bench.django("version").strip()
     pg_version = sql(args.postgres, "SHOW server_version")[0][0]
-    workers = "--workers 2" if args.lg_workers_flag else "1 process (no --workers)"
+    workers = "serve --workers 2" if args.lg_workers_flag else "serve: 1 process, no --workers"
     print(
         f"livegate {args.livegate.resolve()} @ {commit} ({workers}); django-oauth-toolkit 3.4.1"
-        f" on Django {versions}, gunicorn -w 2; PostgreSQL {pg_version}; {args.rounds} rounds"
-        f" of {args.duration} s after {args.warmup} s warm-up; {os.cpu_count()} CPUs,"
+        f" on Django {versions}, gunicorn -w 2; PostgreSQL {pg_version}; rounds: {args.rounds}"
+        f" x {args.duration} s after {args.warmup} s warm-up; {os.cpu_count()} CPUs,"
         f" {os.uname().release}\nmedians of the rounds; latency in ms; errors summed; ratio"
         " is livegate/DOT req/s (median of the rounds' ratios)"
     )
