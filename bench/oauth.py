@@ -264,11 +264,13 @@ def wrk(server: Server, workload: str, tokens: list[str], conc: int, secs: int, 
     cmd = ["wrk", f"-t{conc}", f"-c{conc}", f"-d{secs}s", "--latency", "--timeout", "10s"]
     cmd += ["-s", str(tmp / "bench.lua"), "-H", f"Authorization: {server.basic()}"]
     cmd += ["-H", "Content-Type: application/x-www-form-urlencoded", server.url + path]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True).stdout
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    out = done.stdout + done.stderr
     row: dict[str, Any] = {"rps": float(grab(r"Requests/sec:\s+([\d.]+)", out))}
     for p in (50, 99):
-        value, unit = re.findall(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)$", out, re.M)[0]
-        row[f"p{p}"] = float(value) * UNITS[unit]
+        latency = grab(rf"^\s+{p}%\s+([\d.]+(?:us|ms|s|m))\s*$", out)
+        value = latency.rstrip("ums")
+        row[f"p{p}"] = float(value) * UNITS[latency[len(value) :]]
     errors = re.findall(r"(?:Non-2xx or 3xx responses:|connect|read|write|timeout) (\d+)", out)
     return row | {"errors": sum(map(int, errors))}
 
