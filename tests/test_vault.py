@@ -244,3 +244,15 @@ def test_cli_clients_and_keys(tmp_path: Path) -> None:
     deleted = run_cli(["clients", "delete", created["client_id"], "--json"], env)
     assert json.loads(deleted.stdout) == {"deleted": created["client_id"]}
     assert json.loads(run_cli(["clients", "list", "--json"], env).stdout) == []
+
+
+@pytest.mark.spec("livegate", "config: LIVEGATE_SECRET_KEYS, newest first, comma-separated")
+def test_secret_keys_from_the_environment_are_split_newest_first(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LIVEGATE_SECRET_KEYS", " new-key , old-key ")
+    monkeypatch.setenv("LIVEGATE_TRUSTED_PROXIES", "10.0.0.1,192.168.0.0/16")
+    settings = Settings(data_dir=tmp_path)
+    assert settings.server_keys == [b"new-key", b"old-key"]
+    assert settings.trusted_proxies == ["10.0.0.1", "192.168.0.0/16"]
+    assert not (tmp_path / "livegate.key").exists()  # no key file when keys are given

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The real TikTok hosts; `tiktok_url` (or a per-host override) replaces them.
@@ -77,9 +77,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_json: bool = False
 
-    def model_post_init(self, __context: object) -> None:
-        for name in ("secret_keys", "tiktok_passport_urls", "trusted_proxies"):
-            setattr(self, name, _split_csv(getattr(self, name)))
+    # NoDecode hands these over as the raw string; split before the list type is checked.
+    _csv_lists = field_validator(
+        "secret_keys", "tiktok_passport_urls", "trusted_proxies", mode="before"
+    )(_split_csv)
 
     @property
     def issuer(self) -> str:
