@@ -50,6 +50,17 @@ def csrf_of(html: str) -> str:
     return m.group(1)
 
 
+def secret_on(html: str) -> str | None:
+    """The one-time client secret a page shows, if it shows one."""
+    m = re.search(r'id="client-secret" class="mono" readonly value="([^"]+)"', html)
+    return m.group(1) if m else None
+
+
+def api_key_on(html: str) -> str | None:
+    m = re.search(r'id="api-key" class="mono" readonly value="([^"]+)"', html)
+    return m.group(1) if m else None
+
+
 def new_email() -> str:
     return f"dev-{secrets.token_hex(4)}@example.com"
 
@@ -74,9 +85,14 @@ class Dash:
         if csrf:
             body.setdefault("csrf_token", self.csrf)
         r = self.http.post(path, data=body)  # type: ignore[arg-type]
-        if r.status_code in (200, 201, 400) and "csrf_token" in r.text:
+        if r.status_code in (200, 400) and "csrf_token" in r.text:
             self.csrf = csrf_of(r.text)
         return r
+
+    def follow(self, r: httpx.Response) -> httpx.Response:
+        """The page a POST redirected to (POST-redirect-GET)."""
+        assert r.status_code == 303, (r.status_code, r.text[:500])
+        return self.get(r.headers["location"])
 
     def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
         self.get("/dashboard/login")
@@ -94,14 +110,11 @@ class Dash:
             "theme": "auto",
         }
         data.update(fields)
-        r = self.post("/dashboard/clients", data)
-        assert r.status_code == 201, r.text[:500]
+        r = self.follow(self.post("/dashboard/clients", data))
+        assert r.status_code == 200, r.text[:500]
         cid = re.search(r'data-testid="client-id">([^<]+)<', r.text)
-        sec = re.search(r'data-testid="client-secret"', r.text) and re.search(
-            r'id="client-secret" class="mono" readonly value="([^"]+)"', r.text
-        )
         assert cid
-        return cid.group(1), (sec.group(1) if sec else None), r
+        return cid.group(1), secret_on(r.text), r
 
 
 def developer(database: Database, gw_url: str, admin: bool = False) -> tuple[Dash, str]:
@@ -237,7 +250,7 @@ def test_nul_characters_in_forms_are_a_bad_request(gateway: ServerThread) -> Non
         "theme": "auto",
     }
     r = dash.post("/dashboard/clients", data)
-    assert r.status_code in (201, 400), r.text[:300]
+    assert r.status_code in (303, 400), r.text[:300]
 
 
 def test_signup_signin_signout(gateway: ServerThread) -> None:
@@ -384,7 +397,7 @@ def test_client_form_rules(gateway: ServerThread, database: Database) -> None:
         "/dashboard/clients",
         {**base, "redirect_uris": "https://app.example.com/cb\nhttp://localhost:3000/cb"},
     )
-    assert ok.status_code == 201
+    assert ok.status_code == 303
 
 
 def test_edit_client(gateway: ServerThread, database: Database) -> None:
@@ -427,25 +440,24 @@ def test_rotate_secret_with_grace_period(gateway: ServerThread, database: Databa
     client_id, old, _ = dash.create_client()
     assert old
     dash.get(f"/dashboard/clients/{client_id}")
-    r = dash.post(f"/dashboard/clients/{client_id}/rotate")
-    assert r.status_code == 200
-    new = re.search(r'id="client-secret" class="mono" readonly value="([^"]+)"', r.text)
-    assert new and new.group(1) != old
+    r = dash.follow(dash.post(f"/dashboard/clients/{client_id}/rotate"))
+    new = secret_on(r.text)
+    assert new and new != old
     assert 'data-testid="grace-until"' in r.text
-    assert "24 hours" in r.text
+    assert "24 hours" in r.text and "New secret issued" in r.text
     # Both work during the grace period, at the token endpoint (client_secret_post).
-    assert token_auth_status(gateway.url, client_id, new.group(1)) == "invalid_grant"
+    assert token_auth_status(gateway.url, client_id, new) == "invalid_grant"
     assert token_auth_status(gateway.url, client_id, old) == "invalid_grant"
     assert token_auth_status(gateway.url, client_id, "lg_cs_wrong") == "invalid_client"
     page = dash.get(f"/dashboard/clients/{client_id}")
-    assert 'data-testid="grace-until"' in page.text and new.group(1) not in page.text
+    assert 'data-testid="grace-until"' in page.text and new not in page.text
     # The grace period ends: only the new secret works.
     with database.session() as session:
         row = session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
         assert row is not None
         row.previous_secret_expires_at = utcnow() - dt.timedelta(seconds=1)
     assert token_auth_status(gateway.url, client_id, old) == "invalid_client"
-    assert token_auth_status(gateway.url, client_id, new.group(1)) == "invalid_grant"
+    assert token_auth_status(gateway.url, client_id, new) == "invalid_grant"
     assert 'data-testid="grace-until"' not in dash.get(f"/dashboard/clients/{client_id}").text
 
 
@@ -519,7 +531,8 @@ def test_other_developers_client_is_forbidden(gateway: ServerThread, database: D
 
 def _post_routes() -> list[str]:
     paths = []
-    for route in dashboard_routes.router.routes:
+    routes = [route for router in dashboard_routes.ROUTERS for route in router.routes]
+    for route in routes:
         if isinstance(route, APIRoute) and "POST" in (route.methods or set()):
             paths.append(
                 route.path.replace("{client_id}", "lgc_x")
@@ -600,11 +613,9 @@ def test_api_keys(gateway: ServerThread, database: Database) -> None:
     dash, _ = developer(database, gateway.url)
     client_id, _, _ = dash.create_client()
     dash.get("/dashboard/apikeys")
-    r = dash.post("/dashboard/apikeys", {"name": "ci key", "client_id": client_id})
-    assert r.status_code == 201
-    m = re.search(r'id="api-key" class="mono" readonly value="([^"]+)"', r.text)
-    assert m and m.group(1).startswith("lg_ak_")
-    key = m.group(1)
+    r = dash.follow(dash.post("/dashboard/apikeys", {"name": "ci key", "client_id": client_id}))
+    key = api_key_on(r.text)
+    assert key and key.startswith("lg_ak_")
     listing = dash.get("/dashboard/apikeys")
     assert "ci key" in listing.text and key not in listing.text
     with database.session() as session:
