@@ -57,7 +57,7 @@ async def account_home(
     return browser.render("account/apps.html", {"apps": page.apps, "flash": flash})
 
 
-@router.post(f"{ACCOUNT}/login", summary="Start the QR sign-in to /account")
+@router.post(f"{ACCOUNT}/login", status_code=303, summary="Start the QR sign-in to /account")
 async def account_login(
     request: Request, browser: AccountBrowser, db: Db, state: State
 ) -> Response:
@@ -74,7 +74,7 @@ async def account_login(
     return response
 
 
-@router.post(f"{ACCOUNT}/apps/{{grant_id}}/revoke", summary="Disconnect an app")
+@router.post(f"{ACCOUNT}/apps/{{grant_id}}/revoke", status_code=303, summary="Disconnect an app")
 async def account_revoke(
     account: SignedInAccount, grant: GrantPk, browser: AccountBrowser, db: Db
 ) -> Response:
@@ -82,7 +82,7 @@ async def account_revoke(
     return browser.redirect(f"{ACCOUNT}?revoked={grant}")
 
 
-@router.post(f"{ACCOUNT}/logout", summary="Sign out of /account")
+@router.post(f"{ACCOUNT}/logout", status_code=303, summary="Sign out of /account")
 async def account_logout(browser: AccountBrowser, db: Db) -> Response:
     await db(sessions.end, browser.request.cookies.get(sessions.ACCOUNT_COOKIE))
     browser.clear_cookie(sessions.ACCOUNT_COOKIE, ACCOUNT)

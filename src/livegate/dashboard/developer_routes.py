@@ -95,7 +95,7 @@ async def client_new(dev: SignedIn, browser: DeveloperBrowser) -> Response:
     return browser.render("dashboard/client_new.html", _form_data(form=form, error=None))
 
 
-@router.post(CLIENTS, summary="Create a client; its page shows the secret once")
+@router.post(CLIENTS, status_code=303, summary="Create a client; its page shows the secret once")
 async def client_create(
     dev: SignedIn, form: Annotated[ClientForm, Form()], browser: DeveloperBrowser, db: Db
 ) -> Response:
@@ -118,7 +118,7 @@ async def client_show(
     return _client_page(browser, row, shown=browser.take_once(), flash=flash)
 
 
-@router.post(f"{CLIENTS}/{{client_id}}", summary="Save a client's settings")
+@router.post(f"{CLIENTS}/{{client_id}}", status_code=303, summary="Save a client's settings")
 async def client_update(
     client_id: str,
     dev: SignedIn,
@@ -137,6 +137,7 @@ async def client_update(
 
 @router.post(
     f"{CLIENTS}/{{client_id}}/rotate",
+    status_code=303,
     summary="Issue a new client secret (the old one works for the grace period)",
 )
 async def client_rotate(
@@ -151,6 +152,7 @@ async def client_rotate(
 
 @router.post(
     f"{CLIENTS}/{{client_id}}/delete",
+    status_code=303,
     summary="Delete a client, revoking every grant and token it holds",
 )
 async def client_delete(
@@ -239,7 +241,7 @@ async def apikeys_list(
     return await _apikeys_page(browser, db, dev, shown=browser.take_once(), flash=flash)
 
 
-@router.post(APIKEYS, summary="Create an API key; the keys page shows it once")
+@router.post(APIKEYS, status_code=303, summary="Create an API key; the keys page shows it once")
 async def apikeys_create(
     dev: SignedIn, form: Annotated[ApiKeyForm, Form()], browser: DeveloperBrowser, db: Db
 ) -> Response:
@@ -251,7 +253,7 @@ async def apikeys_create(
     return browser.redirect(APIKEYS)
 
 
-@router.post(f"{APIKEYS}/{{key_id}}/revoke", summary="Revoke an API key")
+@router.post(f"{APIKEYS}/{{key_id}}/revoke", status_code=303, summary="Revoke an API key")
 async def apikeys_revoke(
     dev: SignedIn, key: ApiKeyPk, browser: DeveloperBrowser, db: Db
 ) -> Response:

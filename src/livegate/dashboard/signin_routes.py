@@ -73,6 +73,7 @@ async def _sign_in(browser: Browser, db: Db, developer_id: int) -> Response:
 @router.get(
     "/dashboard",
     summary="The dashboard: on to the clients, or to the sign-in page",
+    status_code=303,
     dependencies=[Depends(signed_in_developer)],
 )
 async def dashboard_home(browser: DeveloperBrowser) -> Response:
@@ -86,7 +87,7 @@ async def login_form(browser: DeveloperBrowser) -> Response:
     return _login_page(browser)
 
 
-@router.post("/dashboard/login", summary="Sign in with email and password")
+@router.post("/dashboard/login", status_code=303, summary="Sign in with email and password")
 async def login_submit(
     request: Request,
     form: Annotated[SignInForm, Form()],
@@ -112,7 +113,7 @@ async def signup_form(browser: DeveloperBrowser) -> Response:
     return _signup_page(browser)
 
 
-@router.post("/dashboard/signup", summary="Create a developer account and sign in")
+@router.post("/dashboard/signup", status_code=303, summary="Create a developer account and sign in")
 async def signup_submit(
     request: Request,
     form: Annotated[SignInForm, Form()],
@@ -133,7 +134,7 @@ async def signup_submit(
     return await _sign_in(browser, db, dev.id)
 
 
-@router.post("/dashboard/logout", summary="Sign out of the dashboard")
+@router.post("/dashboard/logout", status_code=303, summary="Sign out of the dashboard")
 async def logout(browser: DeveloperBrowser, db: Db) -> Response:
     await db(sessions.end, browser.request.cookies.get(sessions.DEVELOPER_COOKIE))
     browser.clear_cookie(sessions.DEVELOPER_COOKIE, "/")
