@@ -53,12 +53,12 @@ def make_on_account_login(settings: Settings) -> AccountLoginHook:
     ) -> str:
         # The cookie jar is not kept: the connected-apps page never calls TikTok.
         account = upsert_account(db, profile)
-        digest = str((login.request_params or {}).get("session_digest") or "")
-        if digest:
+        session_digest = str((login.request_params or {}).get("session_digest") or "")
+        if session_digest:
             now = dt.datetime.now(dt.UTC)
             db.add(
                 WebSession(
-                    token_digest=digest,
+                    token_digest=session_digest,
                     kind=PENDING,
                     account_id=account.id,
                     created_at=now,

@@ -51,6 +51,7 @@ async def account_home(
     ttl = browser.settings.account_session_ttl
     page = await db(account_service.apps_page, session.id, account.id, revoked, ttl)
     if page.renewed is not None:
+        # The page's CSRF token is bound to the session as it is now.
         token, browser.session = page.renewed
         browser.set_cookie(sessions.ACCOUNT_COOKIE, token, ACCOUNT, ttl)
     flash = STRINGS["revoked_app"].format(app=page.revoked) if page.revoked else None

@@ -16,11 +16,18 @@ from starlette.responses import Response
 
 from livegate.dashboard import service, usage
 from livegate.dashboard.browser import Browser
-from livegate.dashboard.dependencies import ApiKeyPk, Db, DeveloperBrowser, SignedIn, developer_csrf
+from livegate.dashboard.dependencies import (
+    ApiKeyPk,
+    Db,
+    DeveloperBrowser,
+    SignedIn,
+    Transactions,
+    developer_csrf,
+)
 from livegate.dashboard.once import Shown
 from livegate.dashboard.schemas import ApiKeyForm, ClientForm
 from livegate.dashboard.strings import STRINGS
-from livegate.db.models import OAuthClient, utcnow
+from livegate.db.models import Developer, OAuthClient, utcnow
 from livegate.errors import NO_STORE
 from livegate.oauth import scopes
 
@@ -212,9 +219,9 @@ async def client_usage_csv(
 
 
 async def _apikeys_page(
-    browser: DeveloperBrowser,
-    db: Db,
-    dev: SignedIn,
+    browser: Browser,
+    db: Transactions,
+    dev: Developer,
     *,
     shown: Shown | None = None,
     flash: str | None = None,

@@ -16,9 +16,11 @@ from livegate.api.ratelimit import client_address
 from livegate.dashboard import service, sessions
 from livegate.dashboard.browser import Browser
 from livegate.dashboard.dependencies import (
+    LOGIN_PAGE,
     Db,
     DeveloperBrowser,
     State,
+    Transactions,
     developer_csrf,
     signed_in_developer,
 )
@@ -33,7 +35,6 @@ router = APIRouter(
 )
 
 HOME = "/dashboard/clients"
-LOGIN_PAGE = "/dashboard/login"
 
 
 def _login_page(
@@ -60,7 +61,7 @@ def _signup_page(
     return browser.render("dashboard/signup.html", data, status=status, headers=headers)
 
 
-async def _sign_in(browser: Browser, db: Db, developer_id: int) -> Response:
+async def _sign_in(browser: Browser, db: Transactions, developer_id: int) -> Response:
     """A new session (whatever came before ends) and a new CSRF cookie, then the clients."""
     ttl = browser.settings.dashboard_session_ttl
     old = browser.request.cookies.get(sessions.DEVELOPER_COOKIE)
