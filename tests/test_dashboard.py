@@ -50,6 +50,17 @@ def csrf_of(html: str) -> str:
     return m.group(1)
 
 
+def secret_on(html: str) -> str | None:
+    """The one-time client secret a page shows, if it shows one."""
+    m = re.search(r'id="client-secret" class="mono" readonly value="([^"]+)"', html)
+    return m.group(1) if m else None
+
+
+def api_key_on(html: str) -> str | None:
+    m = re.search(r'id="api-key" class="mono" readonly value="([^"]+)"', html)
+    return m.group(1) if m else None
+
+
 def new_email() -> str:
     return f"dev-{secrets.token_hex(4)}@example.com"
 
@@ -74,9 +85,14 @@ class Dash:
         if csrf:
             body.setdefault("csrf_token", self.csrf)
         r = self.http.post(path, data=body)  # type: ignore[arg-type]
-        if r.status_code in (200, 201, 400) and "csrf_token" in r.text:
+        if r.status_code in (200, 400) and "csrf_token" in r.text:
             self.csrf = csrf_of(r.text)
         return r
+
+    def follow(self, r: httpx.Response) -> httpx.Response:
+        """The page a POST redirected to (POST-redirect-GET)."""
+        assert r.status_code == 303, (r.status_code, r.text[:500])
+        return self.get(r.headers["location"])
 
     def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
         self.get("/dashboard/login")
@@ -94,14 +110,11 @@ class Dash:
             "theme": "auto",
         }
         data.update(fields)
-        r = self.post("/dashboard/clients", data)
-        assert r.status_code == 201, r.text[:500]
+        r = self.follow(self.post("/dashboard/clients", data))
+        assert r.status_code == 200, r.text[:500]
         cid = re.search(r'data-testid="client-id">([^<]+)<', r.text)
-        sec = re.search(r'data-testid="client-secret"', r.text) and re.search(
-            r'id="client-secret" class="mono" readonly value="([^"]+)"', r.text
-        )
         assert cid
-        return cid.group(1), (sec.group(1) if sec else None), r
+        return cid.group(1), secret_on(r.text), r
 
 
 def developer(database: Database, gw_url: str, admin: bool = False) -> tuple[Dash, str]:
@@ -237,7 +250,7 @@ def test_nul_characters_in_forms_are_a_bad_request(gateway: ServerThread) -> Non
         "theme": "auto",
     }
     r = dash.post("/dashboard/clients", data)
-    assert r.status_code in (201, 400), r.text[:300]
+    assert r.status_code in (303, 400), r.text[:300]
 
 
 def test_signup_signin_signout(gateway: ServerThread) -> None:
@@ -384,7 +397,7 @@ def test_client_form_rules(gateway: ServerThread, database: Database) -> None:
         "/dashboard/clients",
         {**base, "redirect_uris": "https://app.example.com/cb\nhttp://localhost:3000/cb"},
     )
-    assert ok.status_code == 201
+    assert ok.status_code == 303
 
 
 def test_edit_client(gateway: ServerThread, database: Database) -> None:
@@ -427,25 +440,24 @@ def test_rotate_secret_with_grace_period(gateway: ServerThread, database: Databa
     client_id, old, _ = dash.create_client()
     assert old
     dash.get(f"/dashboard/clients/{client_id}")
-    r = dash.post(f"/dashboard/clients/{client_id}/rotate")
-    assert r.status_code == 200
-    new = re.search(r'id="client-secret" class="mono" readonly value="([^"]+)"', r.text)
-    assert new and new.group(1) != old
+    r = dash.follow(dash.post(f"/dashboard/clients/{client_id}/rotate"))
+    new = secret_on(r.text)
+    assert new and new != old
     assert 'data-testid="grace-until"' in r.text
-    assert "24 hours" in r.text
+    assert "24 hours" in r.text and "New secret issued" in r.text
     # Both work during the grace period, at the token endpoint (client_secret_post).
-    assert token_auth_status(gateway.url, client_id, new.group(1)) == "invalid_grant"
+    assert token_auth_status(gateway.url, client_id, new) == "invalid_grant"
     assert token_auth_status(gateway.url, client_id, old) == "invalid_grant"
     assert token_auth_status(gateway.url, client_id, "lg_cs_wrong") == "invalid_client"
     page = dash.get(f"/dashboard/clients/{client_id}")
-    assert 'data-testid="grace-until"' in page.text and new.group(1) not in page.text
+    assert 'data-testid="grace-until"' in page.text and new not in page.text
     # The grace period ends: only the new secret works.
     with database.session() as session:
         row = session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
         assert row is not None
         row.previous_secret_expires_at = utcnow() - dt.timedelta(seconds=1)
     assert token_auth_status(gateway.url, client_id, old) == "invalid_client"
-    assert token_auth_status(gateway.url, client_id, new.group(1)) == "invalid_grant"
+    assert token_auth_status(gateway.url, client_id, new) == "invalid_grant"
     assert 'data-testid="grace-until"' not in dash.get(f"/dashboard/clients/{client_id}").text
 
 
@@ -519,7 +531,8 @@ def test_other_developers_client_is_forbidden(gateway: ServerThread, database: D
 
 def _post_routes() -> list[str]:
     paths = []
-    for route in dashboard_routes.router.routes:
+    routes = [route for router in dashboard_routes.ROUTERS for route in router.routes]
+    for route in routes:
         if isinstance(route, APIRoute) and "POST" in (route.methods or set()):
             paths.append(
                 route.path.replace("{client_id}", "lgc_x")
@@ -600,11 +613,9 @@ def test_api_keys(gateway: ServerThread, database: Database) -> None:
     dash, _ = developer(database, gateway.url)
     client_id, _, _ = dash.create_client()
     dash.get("/dashboard/apikeys")
-    r = dash.post("/dashboard/apikeys", {"name": "ci key", "client_id": client_id})
-    assert r.status_code == 201
-    m = re.search(r'id="api-key" class="mono" readonly value="([^"]+)"', r.text)
-    assert m and m.group(1).startswith("lg_ak_")
-    key = m.group(1)
+    r = dash.follow(dash.post("/dashboard/apikeys", {"name": "ci key", "client_id": client_id}))
+    key = api_key_on(r.text)
+    assert key and key.startswith("lg_ak_")
     listing = dash.get("/dashboard/apikeys")
     assert "ci key" in listing.text and key not in listing.text
     with database.session() as session:
@@ -876,3 +887,175 @@ def test_expired_sessions_are_purged(database: Database) -> None:
             is None
         )
         assert sessions.find(session, live_token, ("developer",), 3600) is not None
+
+
+# -- POST-redirect-GET and secrets shown once ------------------------------------------------
+
+
+def client_count(database: Database, owner_email: str, name: str) -> int:
+    with database.session() as session:
+        return int(
+            session.scalar(
+                select(func.count(OAuthClient.id))
+                .join(Developer, Developer.id == OAuthClient.owner_id)
+                .where(Developer.email == owner_email, OAuthClient.name == name)
+            )
+            or 0
+        )
+
+
+def cleared_once(r: httpx.Response) -> bool:
+    """Whether the answer deletes the one-time cookie."""
+    return any(
+        c.startswith("lg_once=") and "Max-Age=0" in c for c in r.headers.get_list("set-cookie")
+    )
+
+
+def once_cookie(r: httpx.Response) -> str:
+    """The sealed one-time cookie a POST's redirect sets (and its attributes)."""
+    return next(c for c in r.headers.get_list("set-cookie") if c.startswith("lg_once="))
+
+
+@pytest.mark.spec(
+    "livegate", "security: a new client secret is shown once; a refresh repeats nothing"
+)
+def test_refreshing_after_creating_a_client_creates_nothing_and_shows_no_secret(
+    gateway: ServerThread, database: Database
+) -> None:
+    dash, email = developer(database, gateway.url)
+    dash.get("/dashboard/clients/new")
+    form: dict[str, object] = {
+        "name": "My app",
+        "redirect_uris": REDIRECT,
+        "scope": ["webcast:fetch"],
+        "client_type": "confidential",
+        "theme": "auto",
+    }
+    r = dash.post("/dashboard/clients", form)
+    assert r.status_code == 303
+    location = r.headers["location"]
+    assert re.fullmatch(r"/dashboard/clients/lgc_[\w-]+", location), location
+    cookie = once_cookie(r)
+    assert f"Path={location}" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    page = dash.get(location)
+    secret = secret_on(page.text)
+    assert secret and secret.startswith("lg_cs_") and "Client created" in page.text
+    # Neither the redirect nor the cookie carries the secret readably.
+    assert secret not in location and secret not in cookie
+    assert cleared_once(page)
+    # The refresh: the same page, no secret, no message, and still one client of that name.
+    again = dash.get(location)
+    assert again.status_code == 200 and secret_on(again.text) is None
+    assert secret not in again.text and "Client created" not in again.text
+    assert client_count(database, email, "My app") == 1
+    assert token_auth_status(gateway.url, location.rsplit("/", 1)[1], secret) == "invalid_grant"
+
+
+@pytest.mark.spec("livegate", "security: a rotated secret is shown once; a refresh rotates nothing")
+def test_refreshing_after_rotating_a_secret_rotates_nothing_and_shows_no_secret(
+    gateway: ServerThread, database: Database
+) -> None:
+    dash, _ = developer(database, gateway.url)
+    client_id, first, _ = dash.create_client()
+    assert first
+    r = dash.post(f"/dashboard/clients/{client_id}/rotate")
+    assert r.status_code == 303 and r.headers["location"] == f"/dashboard/clients/{client_id}"
+    page = dash.get(r.headers["location"])
+    second = secret_on(page.text)
+    assert second and second != first and "New secret issued" in page.text
+    again = dash.get(r.headers["location"])
+    assert secret_on(again.text) is None and second not in again.text
+    with database.session() as session:
+        row = session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
+        assert row is not None
+        # Rotated exactly once: the current secret is the one shown, the previous the first.
+        assert row.secret_digest == digest(second)
+        assert row.previous_secret_digest == digest(first)
+    assert token_auth_status(gateway.url, client_id, first) == "invalid_grant"
+    assert token_auth_status(gateway.url, client_id, second) == "invalid_grant"
+
+
+@pytest.mark.spec("livegate", "security: a new API key is shown once; a refresh creates nothing")
+def test_refreshing_after_creating_an_api_key_creates_nothing_and_shows_no_key(
+    gateway: ServerThread, database: Database
+) -> None:
+    dash, email = developer(database, gateway.url)
+    dash.get("/dashboard/apikeys")
+    r = dash.post("/dashboard/apikeys", {"name": "refresh key"})
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard/apikeys"
+    page = dash.get("/dashboard/apikeys")
+    key = api_key_on(page.text)
+    assert key and key.startswith("lg_ak_") and "shown only once" in page.text
+    again = dash.get("/dashboard/apikeys")
+    assert api_key_on(again.text) is None and key not in again.text
+    assert again.text.count("<td>refresh key</td>") == 1
+    with database.session() as session:
+        keys = session.scalars(
+            select(ApiKey)
+            .join(Developer, Developer.id == ApiKey.owner_id)
+            .where(Developer.email == email)
+        ).all()
+        assert [k.name for k in keys] == ["refresh key"]
+        assert find_api_key(session, key) is not None
+
+
+@pytest.mark.spec("livegate", "security: a one-time secret opens only for the session that made it")
+def test_a_one_time_secret_cookie_opens_nowhere_else(
+    gateway: ServerThread, database: Database
+) -> None:
+    alice, _ = developer(database, gateway.url)
+    alice.get("/dashboard/apikeys")
+    r = alice.post("/dashboard/apikeys", {"name": "alice once"})
+    sealed = once_cookie(r).split(";", 1)[0].split("=", 1)[1]
+    # Another developer's session presenting Alice's cookie sees no key.
+    bob, _ = developer(database, gateway.url)
+    page = bob.get("/dashboard/apikeys", cookies={"lg_once": sealed})
+    assert page.status_code == 200 and api_key_on(page.text) is None
+    assert cleared_once(page)  # the cookie did arrive, and was dropped
+    # Nor does Alice on another page than the one it was sealed for.
+    client_id, _, _ = alice.create_client()
+    shown = alice.get(f"/dashboard/clients/{client_id}", cookies={"lg_once": sealed})
+    assert cleared_once(shown)
+    assert secret_on(shown.text) is None and "lg_ak_" not in shown.text
+    # A forged or damaged cookie is ignored, never an error.
+    flipped = sealed[:10] + ("B" if sealed[10] == "A" else "A") + sealed[11:]
+    for value in ("nonsense", sealed[:-4], flipped):
+        page = alice.get("/dashboard/apikeys", cookies={"lg_once": value})
+        assert page.status_code == 200 and cleared_once(page) and api_key_on(page.text) is None
+    # Alice's own, on its page, in her session: shown (once).
+    page = alice.get("/dashboard/apikeys", cookies={"lg_once": sealed})
+    key = api_key_on(page.text)
+    assert key and key.startswith("lg_ak_")
+
+
+def test_the_api_key_form_shows_each_clients_id_beside_its_name(
+    gateway: ServerThread, database: Database
+) -> None:
+    dash, _ = developer(database, gateway.url)
+    first, _, _ = dash.create_client(name="My app")
+    second, _, _ = dash.create_client(name="My app")
+    page = dash.get("/dashboard/apikeys")
+    options = dict(re.findall(r'<option value="(lgc_[^"]+)">([^<]+)</option>', page.text))
+    assert options == {first: f"My app ({first})", second: f"My app ({second})"}
+    r = dash.post("/dashboard/apikeys", {"name": "for the second", "client_id": second})
+    listing = dash.follow(r)
+    row = re.search(r"<td>for the second</td>.*?</tr>", listing.text, re.S)
+    assert row and second in row.group(0) and first not in row.group(0)
+
+
+def test_every_dashboard_and_account_route_is_documented_as_a_page(gateway: ServerThread) -> None:
+    doc = httpx.get(f"{gateway.url}/openapi.json").json()
+    routes = {
+        (method, route.path)
+        for router in dashboard_routes.ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    }
+    assert len(routes) >= 20
+    for method, path in routes:
+        op = doc["paths"][path][method.lower()]
+        assert op["summary"] and op["tags"] in (["dashboard"], ["account"]), (method, path)
+        content = next(iter(op["responses"].values()))["content"]
+        expected = "text/csv" if path.endswith(".csv") else "text/html"
+        assert expected in content, (method, path, content)

@@ -146,18 +146,24 @@ async def _journey(
     await page.locator('input[name="scope"][value="user:info"]').check()
     await page.get_by_label("Consent page theme").select_option("light")
     await page.get_by_role("button", name="Create client").click()
+    # POST-redirect-GET: the browser lands on the client's own page.
+    await expect(page).to_have_url(re.compile(rf"^{re.escape(gw)}/dashboard/clients/lgc_[^/?]+$"))
     secret_box = page.get_by_test_id("client-secret")
     await expect(secret_box).to_be_visible()
     secret = await secret_box.input_value()
     client_id = (await page.get_by_test_id("client-id").inner_text()).strip()
     assert secret.startswith("lg_cs_") and client_id.startswith("lgc_")
     await check(page, "dashboard-client-secret")
-    await page.goto(f"{gw}/dashboard/clients/{client_id}")
+    # Reloading shows the secret no more, and creates no second client.
+    await page.reload()
+    await expect(page.get_by_test_id("client-id")).to_have_text(client_id)
     await expect(page.get_by_test_id("client-secret")).to_have_count(0)
     assert secret not in await page.content()
     await check(page, "dashboard-client")
     await page.goto(f"{gw}/dashboard/clients")
-    await expect(page.get_by_test_id("clients")).to_contain_text("Dashboard Browser App")
+    await expect(page.get_by_test_id("clients").get_by_text("Dashboard Browser App")).to_have_count(
+        1
+    )
     await check(page, "dashboard-clients")
 
     # A third-party app sends the user through consent and the QR sign-in.
@@ -205,12 +211,22 @@ async def _journey(
     await page.goto(f"{gw}/dashboard/apikeys")
     await check(page, "dashboard-apikeys-empty")
     await page.get_by_label("Name", exact=True).fill("stream overlay")
-    await page.get_by_label("For client (optional)").select_option(client_id)
+    # Clients of the same name are told apart by their id.
+    await page.get_by_label("For client (optional)").select_option(
+        label=f"Dashboard Browser App ({client_id})"
+    )
     await page.get_by_role("button", name="Create API key").click()
+    await expect(page).to_have_url(f"{gw}/dashboard/apikeys")
     key_box = page.get_by_test_id("api-key")
     await expect(key_box).to_be_visible()
-    assert (await key_box.input_value()).startswith("lg_ak_")
+    key = await key_box.input_value()
+    assert key.startswith("lg_ak_")
+    await expect(page.get_by_test_id("apikeys")).to_contain_text(client_id)
     await check(page, "dashboard-apikeys-created")
+    await page.reload()
+    await expect(page.get_by_test_id("api-key")).to_have_count(0)
+    await expect(page.get_by_test_id("apikeys").locator("tbody tr")).to_have_count(1)
+    assert key not in await page.content()
 
     # Somebody else's client: 403 page.
     await page.goto(f"{gw}/dashboard/clients/lgc_nothing_here")

@@ -31,6 +31,10 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # Pages a browser opens; everything else under /tiktok/oauth answers JSON.
 BROWSER_PATHS = ("/dashboard", "/account", "/tiktok/oauth/login/", "/tiktok/oauth/authorize")
 
+# Browser areas with an error page of their own, by path prefix: its template and what else
+# it needs to render (set by the area's `install`, see `use_error_page`).
+_ERROR_PAGES: dict[str, tuple[str, dict[str, Any]]] = {}
+
 
 class LivegateError(Exception):
     """A refusal: HTTP status, a machine-readable code, a message that says what to fix."""
@@ -59,6 +63,21 @@ class LivegateError(Exception):
             exc.get_error_description() or exc.error or "invalid request",
             headers=dict(exc.get_headers()),
         )
+
+
+def use_error_page(prefix: str, template: str, context: Mapping[str, Any]) -> None:
+    """Render errors under `prefix` with `template` (it gets `error`, `description`, `status`
+    and `context`) instead of the generic error.html."""
+    _ERROR_PAGES[prefix] = (template, dict(context))
+
+
+def _error_page(path: str, status: int, error: str, message: str) -> str:
+    template, context = next(
+        (page for prefix, page in _ERROR_PAGES.items() if path.startswith(prefix)),
+        ("error.html", {}),
+    )
+    data = {**context, "error": error, "description": message, "status": status}
+    return templates.get_template(template).render(data)
 
 
 def bad_request(message: str) -> LivegateError:
@@ -101,7 +120,7 @@ def error_response(
         body.update(extra or {})
         return JSONResponse(body, status_code=status, headers=all_headers)
     if path == "/" or path.startswith(BROWSER_PATHS):
-        page = templates.get_template("error.html").render(error=error, description=message)
+        page = _error_page(path, status, error, message)
         return HTMLResponse(page, status_code=status, headers=all_headers)
     body = {"error": error, "error_description": message, **(extra or {})}
     return JSONResponse(

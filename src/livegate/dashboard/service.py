@@ -1,33 +1,45 @@
-"""Dashboard logic, no HTTP: developer accounts, client ownership and edits, API keys."""
+"""Dashboard logic, no HTTP: developer accounts and sessions, clients, API keys, usage.
+
+Every function takes the database `Session` first. Refusals are `LivegateError`s: a form value
+refused is a `DashboardError` (400, the form is shown again with its message); somebody else's
+client or key is 403, one that does not exist 404.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from livegate import apikeys, audit
+from livegate.dashboard import sessions, usage
 from livegate.dashboard.passwords import MIN_LENGTH, hash_password, needs_rehash, verify_password
-from livegate.db.models import ApiKey, Developer, OAuthClient
+from livegate.dashboard.schemas import ClientForm
+from livegate.dashboard.strings import STRINGS
+from livegate.db.models import ApiKey, Developer, OAuthClient, WebSession
+from livegate.errors import LivegateError
 from livegate.oauth import clients, scopes
 
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 THEMES = ("auto", "light", "dark")
 
 
-class DashboardError(ValueError):
-    """A form value was refused; the message is shown to the developer."""
+class DashboardError(LivegateError):
+    """A form value was refused; the message (shown with the form) says what to fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, "invalid_request", message)
 
 
-class Forbidden(PermissionError):
-    pass
+def _not_found(what: str) -> LivegateError:
+    return LivegateError(404, "not_found", STRINGS["not_found"].format(what=what))
 
 
-class NotFound(LookupError):
-    pass
+def _forbidden(what: str) -> LivegateError:
+    return LivegateError(403, "forbidden", STRINGS["forbidden"].format(what=what))
 
 
 # -- developers ----------------------------------------------------------------------------
@@ -36,16 +48,16 @@ class NotFound(LookupError):
 def normalize_email(email: str) -> str:
     email = email.strip().lower()
     if len(email) > 320 or not EMAIL_RE.match(email):
-        raise DashboardError("bad_email")
+        raise DashboardError(STRINGS["bad_email"])
     return email
 
 
 def create_developer(db: Session, email: str, password: str, is_admin: bool = False) -> Developer:
     email = normalize_email(email)
     if len(password) < MIN_LENGTH:
-        raise DashboardError("short_password")
+        raise DashboardError(STRINGS["short_password"].format(n=MIN_LENGTH))
     if db.scalar(select(Developer.id).where(Developer.email == email)) is not None:
-        raise DashboardError("email_taken")
+        raise DashboardError(STRINGS["email_taken"])
     row = Developer(email=email, password_hash=hash_password(password), is_admin=is_admin)
     db.add(row)
     db.flush()
@@ -70,6 +82,23 @@ def count_developers(db: Session) -> int:
     return int(db.scalar(select(func.count(Developer.id))) or 0)
 
 
+def signed_in(db: Session, token: str | None, ttl: int) -> tuple[WebSession, Developer] | None:
+    """The live session behind the dashboard cookie, and its developer."""
+    row = sessions.find(db, token, ("developer",), ttl)
+    if row is None or row.developer_id is None:
+        return None
+    dev = db.get(Developer, row.developer_id)
+    return None if dev is None else (row, dev)
+
+
+def start_session(db: Session, old_token: str | None, developer_id: int, ttl: int) -> str:
+    """A new session for a developer who just signed in (whatever session came before ends):
+    the new cookie value."""
+    sessions.end(db, old_token)
+    token, _ = sessions.create(db, "developer", ttl, developer_id=developer_id)
+    return token
+
+
 # -- clients -------------------------------------------------------------------------------
 
 
@@ -77,42 +106,29 @@ def visible_clients(db: Session, dev: Developer) -> list[OAuthClient]:
     return clients.list_clients(db, owner_id=None if dev.is_admin else dev.id)
 
 
+@dataclass
+class ClientView:
+    row: OAuthClient
+    owner_email: str | None
+
+
+def client_views(db: Session, dev: Developer) -> list[ClientView]:
+    """The clients this developer sees; an admin sees every client, with its owner."""
+    rows = visible_clients(db, dev)
+    owners: dict[int, str] = {}
+    if dev.is_admin:
+        owners = dict(db.execute(select(Developer.id, Developer.email)).tuples().all())
+    return [ClientView(r, owners.get(r.owner_id) if r.owner_id else None) for r in rows]
+
+
 def owned_client(db: Session, dev: Developer, client_id: str) -> OAuthClient:
     """The client, if this developer may see and change it (its owner, or an admin)."""
     row = clients.get_client(db, client_id)
     if row is None:
-        raise NotFound(client_id)
+        raise _not_found("client")
     if not dev.is_admin and row.owner_id != dev.id:
-        raise Forbidden(client_id)
+        raise _forbidden("client")
     return row
-
-
-@dataclass
-class ClientForm:
-    name: str = ""
-    description: str = ""
-    logo_url: str = ""
-    homepage_url: str = ""
-    redirect_uris: str = ""
-    scopes: list[str] = field(default_factory=list)
-    public: bool = False
-    theme: str = "auto"
-
-    @classmethod
-    def from_row(cls, row: OAuthClient) -> ClientForm:
-        return cls(
-            name=row.name,
-            description=row.description,
-            logo_url=row.logo_url or "",
-            homepage_url=row.homepage_url or "",
-            redirect_uris="\n".join(row.redirect_uris),
-            scopes=list(row.scopes),
-            public=row.is_public,
-            theme=row.theme,
-        )
-
-    def uri_list(self) -> list[str]:
-        return [u.strip() for u in self.redirect_uris.splitlines() if u.strip()]
 
 
 def check_web_url(url: str, what: str) -> str | None:
@@ -144,7 +160,7 @@ def _validate(form: ClientForm) -> tuple[list[str], list[str], str | None, str |
     except clients.ClientError as exc:
         raise DashboardError(str(exc)) from exc
     try:
-        allowed = scopes.parse(" ".join(form.scopes))
+        allowed = scopes.parse(" ".join(form.scope))
     except scopes.UnknownScope as exc:
         raise DashboardError(f"Unknown scope: {exc.args[0]}") from exc
     if not allowed:
@@ -188,6 +204,32 @@ def update_client(db: Session, row: OAuthClient, form: ClientForm) -> None:
     audit.record(db, "client.updated", client_pk=row.id)
 
 
+def save_client(db: Session, dev: Developer, client_id: str, form: ClientForm) -> OAuthClient:
+    row = owned_client(db, dev, client_id)
+    update_client(db, row, form)
+    return row
+
+
+def rotate_client_secret(db: Session, dev: Developer, client_id: str, grace: int) -> str:
+    """A new secret; the current one keeps working for `grace` seconds."""
+    row = owned_client(db, dev, client_id)
+    try:
+        return clients.rotate_secret(db, row, grace)
+    except clients.ClientError as exc:
+        raise DashboardError(str(exc)) from exc
+
+
+def delete_client(db: Session, dev: Developer, client_id: str) -> None:
+    clients.delete_client(db, owned_client(db, dev, client_id))
+
+
+def client_usage(
+    db: Session, dev: Developer, client_id: str, window: str
+) -> tuple[OAuthClient, usage.Usage]:
+    row = owned_client(db, dev, client_id)
+    return row, usage.compute(db, row.id, window)
+
+
 # -- API keys ------------------------------------------------------------------------------
 
 
@@ -208,10 +250,21 @@ def create_api_key(
     return apikeys.create_api_key(db, name=name, client_pk=client_pk, owner_id=dev.id)
 
 
+def api_keys_page(db: Session, dev: Developer) -> tuple[list[ApiKey], list[OAuthClient]]:
+    """The keys this developer sees, and the clients a new key may belong to."""
+    return visible_api_keys(db, dev), visible_clients(db, dev)
+
+
+def revoke_api_key(db: Session, dev: Developer, key_id: int) -> None:
+    row = owned_api_key(db, dev, key_id)
+    if row.revoked_at is None:
+        apikeys.revoke_api_key(db, row)
+
+
 def owned_api_key(db: Session, dev: Developer, key_id: int) -> ApiKey:
     row = db.get(ApiKey, key_id)
     if row is None:
-        raise NotFound(str(key_id))
+        raise _not_found("API key")
     if not dev.is_admin and row.owner_id != dev.id:
-        raise Forbidden(str(key_id))
+        raise _forbidden("API key")
     return row

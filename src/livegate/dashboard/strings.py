@@ -31,8 +31,10 @@ STRINGS: dict[str, str] = {
     "short_password": "The password must be at least {n} characters long.",
     "bad_csrf": "The form was not accepted (it expired or came from another site). "
     "Reload the page and try again.",
-    "forbidden": "This belongs to another developer.",
-    "not_found": "There is nothing here.",
+    "forbidden": "This {what} belongs to another developer. Sign in as its owner, or ask an admin.",
+    "not_found": "There is no {what} with this id: it may have been deleted. Pick one from "
+    "your list.",
+    "sign_in_first": "Sign in to see this page.",
     "error_title": "Something went wrong",
     # clients
     "clients_title": "OAuth clients",
@@ -83,6 +85,7 @@ STRINGS: dict[str, str] = {
     "apikey_none": "None",
     "apikey_create": "Create API key",
     "apikey_created": "API key created. Copy it now: it is shown only once.",
+    "apikey_new": "Your new API key",
     "apikey_revoke": "Revoke",
     "apikey_revoked": "API key revoked.",
     "apikey_prefix": "Starts with",
@@ -125,4 +128,6 @@ STRINGS: dict[str, str] = {
     "revoked_app": "{app} is disconnected.",
     "login_required": "needs you to sign in again",
     "signin_failed": "The sign-in did not finish. Try again.",
+    "app_not_found": "None of your connected apps has this id: it may be disconnected "
+    "already. Reload your list of apps.",
 }
