@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The real TikTok hosts; `tiktok_url` (or a per-host override) replaces them.
@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     account_session_ttl: int = 3600
     log_level: str = "info"
     log_json: bool = False
+
+    # Operations (README, "Running in production"). Metrics: on a port of their own, served
+    # by `livegate serve`'s parent process, and/or at /metrics behind this bearer token.
+    metrics_port: int | None = None
+    metrics_token: SecretStr | None = None
+    # Seconds `serve` waits for requests in flight after SIGTERM before cancelling them.
+    shutdown_timeout: int = 20
 
     def model_post_init(self, __context: object) -> None:
         for name in ("secret_keys", "tiktok_passport_urls", "trusted_proxies"):
