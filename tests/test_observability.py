@@ -221,8 +221,13 @@ def test_readyz_goes_503_when_postgresql_stops_and_200_when_it_returns(
     try:
         assert readiness(server.url)[0] == 200
         proxy.cut()
-        _, body = wait_for(
-            lambda: (r := readiness(server.url))[0] == 503 and r,
+
+        def unavailable() -> dict[str, object] | None:
+            status, body = readiness(server.url)
+            return body if status == 503 else None
+
+        body = wait_for(
+            unavailable,
             timeout=15,
             interval=0.2,
             what="readyz 503 while the database is away",
