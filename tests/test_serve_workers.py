@@ -321,11 +321,16 @@ def test_sigterm_drains_requests_in_flight_and_closes_relays_with_1012(
         **({"redis_url": REDIS_URL} if REDIS_URL else {}),
     )
     env["LIVEGATE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    env["LIVEGATE_METRICS_PORT"] = str(free_port())
     with serving(tmp_path, 1, env, port) as served:
         user = new_user(served.url, sim.url, database, uname("term"))
         room_id = new_room(sim.url, uname("terms"))
         ws = open_relay(served.url, user.access_token, room_id)
         relays_a_comment(ws, sim.url, room_id)
+        assert served.metrics_url is not None
+        scraped = scrape(served.metrics_url)  # one process: its own registry
+        assert requests_count(scraped, "/webcast/fetch", "GET", 200) == 1
+        assert scraped[("livegate_workers", frozenset())] == 1
         answers: list[httpx.Response] = []
 
         def slow_fetch() -> None:
