@@ -278,6 +278,27 @@ def test_worker_access_log_lines_are_redacted(two_workers: Served) -> None:
     assert [s for s in secrets_sent if s in output] == []
 
 
+def test_a_dead_worker_is_replaced_and_leaves_no_live_gauge(two_workers: Served) -> None:
+    """Runs after the other tests on `two_workers`: it changes which processes serve."""
+    assert two_workers.metrics_url is not None
+    before = scrape(two_workers.metrics_url)
+    served_before = requests_count(before, "/healthz", "GET", 200)
+    victim = min(two_workers.worker_pids())
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: len(two_workers.worker_pids() - {victim}) == 2,
+        timeout=60,
+        interval=0.2,
+        what="a new worker in place of the killed one",
+    )
+    after = scrape(two_workers.metrics_url)
+    # Without the supervisor's mark_process_dead, the dead worker's 1 would still count.
+    assert after[("livegate_workers", frozenset())] == 2
+    # What the dead worker counted stays counted.
+    assert requests_count(after, "/healthz", "GET", 200) == served_before
+    assert fresh_get(f"{two_workers.url}/healthz").status_code == 200
+
+
 @pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set LIVEGATE_TEST_REDIS_URL")
 def test_with_redis_serve_does_not_warn_and_readyz_checks_redis(
     tmp_path: Path, db_url: str
