@@ -18,15 +18,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
+from livegate import metrics
 from livegate.app import create_app
 from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.migrate import upgrade
 from livegate.logs import setup_logging
+from livegate.tiktok.errors import UpstreamError, UpstreamTimeout, UserOffline
 from livegate.vault import key_id
 from tests.servers import ServerThread, free_port, wait_for
 from tests.webcast_helpers import extra_gateway
@@ -387,3 +390,66 @@ def test_json_log_lines_carry_the_request_id(gateway: ServerThread) -> None:
     assert all(line["process"] == os.getpid() for line in mine)
     others = [line for line in lines if "request_id" in line and line not in mine]
     assert all(line["request_id"] != request_id for line in others)
+
+
+# -- the helpers the OAuth and webcast code count with ---------------------------------------
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@spec("livegate", "security: metric labels never hold a raw path")
+def test_metric_helpers_count_with_bounded_labels() -> None:
+    before = {
+        "issued": counted("livegate_grants_issued_total", grant_type="refresh_token"),
+        "refused": counted(
+            "livegate_grants_refused_total", grant_type="authorization_code", reason="invalid_grant"
+        ),
+        "odd": counted("livegate_grants_refused_total", grant_type="other", reason="other"),
+        "ok": counted("livegate_upstream_calls_total", route="im/fetch", outcome="ok"),
+        "timeout": counted("livegate_upstream_calls_total", route="im/fetch", outcome="timeout"),
+        "refusal": counted("livegate_upstream_calls_total", route="im/fetch", outcome="refused"),
+        "error": counted("livegate_upstream_calls_total", route="other", outcome="error"),
+        "limited": counted("livegate_rate_limited_total", limit="connect:token"),
+        "relays": counted("livegate_open_relays"),
+    }
+    metrics.token_answered("refresh_token", 200, {"access_token": "lg_at_x"})
+    metrics.token_answered("authorization_code", 400, {"error": "invalid_grant"})
+    metrics.token_answered("a grant; DROP", 400, {"error": "not a code"})
+    with metrics.counting_upstream("im/fetch"):
+        pass
+    for exc in (UpstreamTimeout("slow"), UserOffline("offline")):
+        with pytest.raises(type(exc)), metrics.counting_upstream("im/fetch"):
+            raise exc
+    with pytest.raises(UpstreamError), metrics.counting_upstream("https://x.test/?a=b c"):
+        raise UpstreamError("no answer")
+    metrics.rate_limited("connect:token")
+    metrics.relay_opened()
+    metrics.relay_opened()
+    metrics.relay_closed()
+    after = {
+        "issued": counted("livegate_grants_issued_total", grant_type="refresh_token"),
+        "refused": counted(
+            "livegate_grants_refused_total", grant_type="authorization_code", reason="invalid_grant"
+        ),
+        "odd": counted("livegate_grants_refused_total", grant_type="other", reason="other"),
+        "ok": counted("livegate_upstream_calls_total", route="im/fetch", outcome="ok"),
+        "timeout": counted("livegate_upstream_calls_total", route="im/fetch", outcome="timeout"),
+        "refusal": counted("livegate_upstream_calls_total", route="im/fetch", outcome="refused"),
+        "error": counted("livegate_upstream_calls_total", route="other", outcome="error"),
+        "limited": counted("livegate_rate_limited_total", limit="connect:token"),
+        "relays": counted("livegate_open_relays"),
+    }
+    assert {k: after[k] - before[k] for k in before} == {
+        "issued": 1,
+        "refused": 1,
+        "odd": 1,
+        "ok": 1,
+        "timeout": 1,
+        "refusal": 1,
+        "error": 1,
+        "limited": 1,
+        "relays": 1,
+    }
+    metrics.relay_closed()

@@ -15,10 +15,12 @@ reports the same fleet-wide figure: take their `max`, not their `sum`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -36,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from livegate.db.engine import Database
 from livegate.db.models import PendingLogin, SessionKeyWrap, utcnow
+from livegate.tiktok.errors import UpstreamError, UpstreamTimeout
 from livegate.vault import key_id
 
 log = logging.getLogger(__name__)
@@ -87,7 +90,7 @@ WORKERS = Gauge(
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
-UPSTREAM_OUTCOMES = frozenset({"ok", "error_status", "timeout", "unreachable", "unusable"})
+UPSTREAM_OUTCOMES = frozenset({"ok", "refused", "timeout", "error", "cancelled"})
 _CODE = re.compile(r"[A-Za-z0-9_.:/\-]{1,64}")
 OTHER = "other"
 
@@ -136,6 +139,41 @@ def upstream_call(route: str, outcome: str) -> None:
     """One upstream call ended. `route` names the call, never its URL (`im/fetch`,
     `passport/get_qrcode`); `outcome` is one of UPSTREAM_OUTCOMES."""
     UPSTREAM_CALLS.labels(_code(route), outcome if outcome in UPSTREAM_OUTCOMES else OTHER).inc()
+
+
+def upstream_outcome(exc: BaseException | None) -> str:
+    """How an upstream call ended, from what it raised (tiktok/errors.py's types, or none):
+    `refused` is an answer TikTok gave (blocked, offline, not found, session ended...),
+    `error` a call that got no usable answer."""
+    if exc is None:
+        return "ok"
+    if isinstance(exc, (UpstreamTimeout, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(exc, UpstreamError) and type(exc) is not UpstreamError:
+        return "refused"
+    return "error"
+
+
+@contextmanager
+def counting_upstream(route: str) -> Iterator[None]:
+    """Counts the upstream call made inside it: `with metrics.counting_upstream("im/fetch"):`."""
+    try:
+        yield
+    except BaseException as exc:
+        upstream_call(route, upstream_outcome(exc))
+        raise
+    upstream_call(route, "ok")
+
+
+def token_answered(grant_type: str | None, status: int, body: object) -> None:
+    """The token endpoint answered: an issued token, or a refusal with its OAuth error code."""
+    if status == 200:
+        grant_issued(grant_type or "")
+        return
+    error = body.get("error") if isinstance(body, dict) else None
+    grant_refused(grant_type, error if isinstance(error, str) else "unknown")
 
 
 def relay_opened() -> None:
