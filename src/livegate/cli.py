@@ -53,13 +53,17 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Worker processes (default: one per CPU core).")
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes (default: LIVEGATE_WORKERS, else one per core)."
+        ),
     ] = None,
 ) -> None:
     """Run the gateway (migrations are applied first, once)."""
     from livegate.serving import serve as run
 
-    run(_settings(host=host, port=port), workers or os.cpu_count() or 1)
+    settings = _settings(host=host, port=port)
+    run(settings, workers or settings.workers or os.cpu_count() or 1)
 
 
 @app.command()

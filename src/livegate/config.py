@@ -77,8 +77,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_json: bool = False
 
-    # Operations (README, "Running in production"). Metrics: on a port of their own, served
-    # by `livegate serve`'s parent process, and/or at /metrics behind this bearer token.
+    # Operations (README, "Running in production"). `serve`'s worker processes (its --workers
+    # wins); unset: one per CPU core.
+    workers: int | None = Field(default=None, ge=1)
+    # Metrics: on a port of their own, served by `livegate serve`'s parent process, and/or at
+    # /metrics behind this bearer token.
     metrics_port: int | None = None
     metrics_token: SecretStr | None = None
     # Seconds `serve` waits for requests in flight after SIGTERM before cancelling them.
