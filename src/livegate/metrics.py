@@ -38,7 +38,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from livegate.db.engine import Database
 from livegate.db.models import PendingLogin, SessionKeyWrap, utcnow
-from livegate.tiktok.errors import UpstreamError, UpstreamTimeout
+from livegate.tiktok.errors import (
+    AgeRestricted,
+    PrivateRoom,
+    RoomNotFound,
+    SessionExpired,
+    UpstreamBlocked,
+    UpstreamTimeout,
+    UserNotFound,
+    UserOffline,
+)
 from livegate.vault import key_id
 
 log = logging.getLogger(__name__)
@@ -141,6 +150,18 @@ def upstream_call(route: str, outcome: str) -> None:
     UPSTREAM_CALLS.labels(_code(route), outcome if outcome in UPSTREAM_OUTCOMES else OTHER).inc()
 
 
+# What TikTok answers when it will not do what was asked; any other failure is an `error`.
+_REFUSALS = (
+    UpstreamBlocked,
+    SessionExpired,
+    AgeRestricted,
+    PrivateRoom,
+    UserOffline,
+    UserNotFound,
+    RoomNotFound,
+)
+
+
 def upstream_outcome(exc: BaseException | None) -> str:
     """How an upstream call ended, from what it raised (tiktok/errors.py's types, or none):
     `refused` is an answer TikTok gave (blocked, offline, not found, session ended...),
@@ -151,7 +172,7 @@ def upstream_outcome(exc: BaseException | None) -> str:
         return "timeout"
     if isinstance(exc, asyncio.CancelledError):
         return "cancelled"
-    if isinstance(exc, UpstreamError) and type(exc) is not UpstreamError:
+    if isinstance(exc, _REFUSALS):
         return "refused"
     return "error"
 
