@@ -142,6 +142,7 @@ def environment(args: argparse.Namespace, tmp: Path) -> dict[str, str]:
     """A fresh data dir, quiet logs and no rate limits; none of the caller's LIVEGATE_* knobs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEGATE_")}
     env |= {"LIVEGATE_DATA_DIR": str(tmp), "LIVEGATE_LOG_LEVEL": "warning"}
+    env["LIVEGATE_WORKERS"] = "1"  # the gateway's CPU is read from the one pid serving
     for limit in ("CONNECT", "CALLS"):  # the whole load comes from one key and one token
         env[f"LIVEGATE_RATE_LIMIT_{limit}"] = "1000000000/minute"
     if args.database_url:

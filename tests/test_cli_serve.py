@@ -48,7 +48,8 @@ def test_serve_migrates_and_serves_on_its_port(tmp_path: Path) -> None:
         running(["serve", "--port", str(port)], env),
     ):
         meta_url = f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server"
-        wait_for(lambda: answers(meta_url), timeout=30, interval=0.2, what="livegate serve")
+        # Each worker is a fresh interpreter: on a busy machine the first one takes a while.
+        wait_for(lambda: answers(meta_url), timeout=90, interval=0.2, what="livegate serve")
         meta = httpx.get(meta_url).json()
         assert meta["issuer"] == f"http://127.0.0.1:{port}"
         wait_for(

@@ -163,6 +163,7 @@ def test_livegate_serve_believes_no_forwarded_header_by_default(tmp_path: Path) 
         "LIVEGATE_DATA_DIR": str(tmp_path),
         "LIVEGATE_RATE_LIMIT_SIGNUP": "2/minute",
         "LIVEGATE_PURGE_INTERVAL": "0",
+        "LIVEGATE_WORKERS": "1",  # in-memory limits count per worker
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "livegate.cli", "serve", "--port", str(port)],

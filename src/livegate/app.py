@@ -10,6 +10,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from livegate import observability
 from livegate.api import routes as api_routes
 from livegate.api.ratelimit import Limiter
 from livegate.config import Settings
@@ -80,5 +81,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(SecurityHeaders)
     # Outside everything, /webcast/* included: sizes are checked before a request is read.
     app.wrap(RequestLimits.from_settings(settings))
+    # /healthz, /readyz, /metrics; the request id and HTTP metrics, outside everything.
+    observability.install(app, settings)
     install_error_handlers(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Any
 
 import typer
@@ -51,24 +52,18 @@ def _print_json(data: Any) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes (default: LIVEGATE_WORKERS, else one per core)."
+        ),
+    ] = None,
 ) -> None:
-    """Run the gateway (migrations are applied first)."""
-    from livegate.app import create_app
-    from livegate.limits import server_limits
+    """Run the gateway (migrations are applied first, once)."""
+    from livegate.serving import serve as run
 
     settings = _settings(host=host, port=port)
-    setup_logging(settings.log_level, json_lines=settings.log_json)
-    database = _database(settings)
-    uvicorn.run(
-        create_app(settings, database),
-        host=host,
-        port=port,
-        log_config=uvicorn_log_config(),
-        # The app believes forwarded headers from LIVEGATE_TRUSTED_PROXIES only (web.Gateway);
-        # uvicorn's own layer would believe them from 127.0.0.1 as well.
-        proxy_headers=False,
-        **server_limits(settings),
-    )
+    run(settings, workers or settings.workers or os.cpu_count() or 1)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The real TikTok hosts; `tiktok_url` (or a per-host override) replaces them.
@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     account_session_ttl: int = 3600
     log_level: str = "info"
     log_json: bool = False
+
+    # Operations (README, "Running in production"). `serve`'s worker processes (its --workers
+    # wins); unset: one per CPU core.
+    workers: int | None = Field(default=None, ge=1)
+    # Metrics: on a port of their own, served by `livegate serve`'s parent process, and/or at
+    # /metrics behind this bearer token.
+    metrics_port: int | None = None
+    metrics_token: SecretStr | None = None
+    # Seconds `serve` waits for requests in flight after SIGTERM before cancelling them.
+    shutdown_timeout: int = 20
 
     # NoDecode hands these over as the raw string; split before the list type is checked.
     _csv_lists = field_validator(

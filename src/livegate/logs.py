@@ -8,6 +8,8 @@ import re
 import sys
 from typing import TextIO
 
+from livegate.requestid import RequestIdFilter
+
 # Query/form parameters whose values are secret, wherever they appear.
 _SECRET_PARAMS = (
     "code|access_token|refresh_token|token|client_secret|session_id|sessionid|sessionid_ss|"
@@ -51,6 +53,11 @@ def _json_formatter() -> logging.Formatter:
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # Which worker wrote the line, and the request it served (requestid.py).
+            structlog.processors.CallsiteParameterAdder(
+                [structlog.processors.CallsiteParameter.PROCESS]
+            ),
+            structlog.stdlib.ExtraAdder(allow=("request_id",)),
         ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -70,6 +77,7 @@ def setup_logging(
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     handler.setFormatter(RedactingFormatter(inner))
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
