@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Mapping
 
 import httpx
 import pytest
@@ -215,7 +216,7 @@ def test_malformed_token_requests(gateway: ServerThread, database: Database) -> 
         400,
         "unsupported_grant_type",
     )
-    assert_oauth_error(httpx.post(url, data={}, auth=app.auth), 400, "unsupported_grant_type")
+    assert_oauth_error(httpx.post(url, data={}, auth=app.auth), 400, "invalid_request")
     assert_oauth_error(
         httpx.post(
             url, data={"grant_type": "authorization_code", "redirect_uri": REDIRECT}, auth=app.auth
@@ -478,3 +479,165 @@ def test_client_public_info(gateway: ServerThread, database: Database) -> None:
     assert "webcast:fetch" in info["supported_scopes"]
     assert "client_secret" not in info and "secret" not in r.text
     assert httpx.get(f"{gateway.url}/tiktok/oauth/clients/lgc_nope").status_code == 404
+
+
+# -- issue 27 item 5: every refusal says what to fix -------------------------------------------
+
+
+def described(body: Mapping[str, object], *words: str) -> str:
+    """The error description, which must name each of `words`."""
+    description = str(body.get("error_description") or "")
+    for word in words:
+        assert word in description, (word, body)
+    return description
+
+
+@spec("RFC 6749", "5.2")
+def test_client_authentication_failures_say_what_is_wrong(
+    gateway: ServerThread, database: Database
+) -> None:
+    app, public = register(database), register(database, public=True)
+    url = f"{gateway.url}/tiktok/oauth/token"
+    form = {"grant_type": "refresh_token", "refresh_token": "lg_rt_x"}
+    r = httpx.post(url, data=form, auth=(app.client_id, "lg_cs_wrong"))
+    described(assert_oauth_error(r, 401, "invalid_client"), "client_secret is wrong", app.client_id)
+    assert "client_secret is wrong" in r.headers["www-authenticate"]
+    r = httpx.post(url, data={**form, "client_id": app.client_id})
+    described(assert_oauth_error(r, 401, "invalid_client"), "confidential", "client_secret")
+    r = httpx.post(url, data={**form, "client_id": "lgc_nobody", "client_secret": "s"})
+    body = r.json()
+    assert r.status_code in (400, 401) and body["error"] == "invalid_client", body
+    described(body, "No client", "'lgc_nobody'")
+    r = httpx.post(url, data=form)
+    described(assert_oauth_error(r, 401, "invalid_client"), "HTTP Basic", "client_id")
+    r = httpx.post(url, data={**form, "client_id": public.client_id, "client_secret": "s"})
+    described(assert_oauth_error(r, 401, "invalid_client"), "public", "client_id alone")
+    r = httpx.post(
+        f"{gateway.url}/tiktok/oauth/introspect",
+        data={"token": "lg_at_x", "client_id": public.client_id},
+    )
+    described(assert_oauth_error(r, 401, "invalid_client"), "public", "confidential clients")
+
+
+@spec("RFC 6749", "5.2")
+def test_missing_or_unsupported_grant_type_is_named(
+    gateway: ServerThread, database: Database
+) -> None:
+    app = register(database)
+    url = f"{gateway.url}/tiktok/oauth/token"
+    body = assert_oauth_error(httpx.post(url, data={}, auth=app.auth), 400, "invalid_request")
+    described(body, "'grant_type'", "authorization_code", "refresh_token")
+    r = httpx.post(url, data={"grant_type": "password"}, auth=app.auth)
+    body = assert_oauth_error(r, 400, "unsupported_grant_type")
+    described(body, "'password'", "authorization_code")
+    r = httpx.post(url, data={"grant_type": "refresh_token"}, auth=app.auth)
+    described(assert_oauth_error(r, 400, "invalid_request"), "'refresh_token'")
+    r = httpx.post(url, data={"grant_type": "authorization_code"}, auth=app.auth)
+    described(assert_oauth_error(r, 400, "invalid_request"), "'code'")
+
+
+@spec("RFC 9700", "4.14.2")
+@spec("RFC 6749", "5.2")
+def test_refused_refresh_tokens_say_why(
+    gateway: ServerThread, sim: ServerThread, database: Database
+) -> None:
+    app, other = register(database), register(database)
+    t1 = tokens_for(gateway.url, sim.url, app)
+    # Another app learns only that the token is not for it, as for one that does not exist.
+    other_body = assert_oauth_error(
+        refresh(gateway.url, other, t1["refresh_token"]), 400, "invalid_grant"
+    )
+    unknown_body = assert_oauth_error(
+        refresh(gateway.url, app, "lg_rt_unknown"), 400, "invalid_grant"
+    )
+    assert other_body == unknown_body
+    described(other_body, "unknown", "another client")
+    # A wider scope is named, and leaves the token as it was.
+    r = token_request(
+        gateway.url,
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": t1["refresh_token"],
+            "scope": "webcast:chat",
+        },
+        auth=app.auth,
+    )
+    described(assert_oauth_error(r, 400, "invalid_scope"), "'webcast:chat'", "webcast:fetch")
+    assert refresh(gateway.url, app, t1["refresh_token"]).status_code == 200
+    # The rotated token comes back: its client is told what happened and what to do.
+    body = assert_oauth_error(refresh(gateway.url, app, t1["refresh_token"]), 400, "invalid_grant")
+    described(body, "already used", "revokes every token", "authorization again")
+
+
+@spec("RFC 6749", "4.1.2")
+@spec("RFC 6749", "5.2")
+def test_refused_codes_say_why(
+    gateway: ServerThread, sim: ServerThread, database: Database
+) -> None:
+    app, other = register(database), register(database)
+    code, _ = get_code(gateway.url, sim.url, app)
+    body = assert_oauth_error(exchange(gateway.url, other, code), 400, "invalid_grant")
+    described(body, "unknown", "another client")
+    assert exchange(gateway.url, app, code).status_code == 200
+    body = assert_oauth_error(exchange(gateway.url, app, code), 400, "invalid_grant")
+    described(body, "already used", "revoked")
+
+
+@spec("livegate", "errors: a JSON request gets the Euler envelope, its refusals included")
+def test_unreadable_or_mistyped_json_gets_the_envelope_with_a_message(
+    gateway: ServerThread, database: Database
+) -> None:
+    app = register(database)
+    url = f"{gateway.url}/tiktok/oauth/token"
+    r = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
+    body = r.json()
+    assert r.status_code == 400 and body["code"] == 400 and body["data"] is None, body
+    assert body["error"]["error"] == "invalid_request" and "not valid JSON" in body["message"]
+    assert body["error"]["error_description"] == body["message"]
+    sent = {"grant_type": "refresh_token", "refresh_token": 5, "client_id": app.client_id}
+    body = httpx.post(url, json=sent).json()
+    assert body["error"]["error_description"] is not None, body
+    assert "'refresh_token'" in body["message"] and "string" in body["message"], body
+
+
+@spec("RFC 6749", "3.3")
+@spec("RFC 6749", "4.1.2.1")
+def test_scope_errors_name_the_scope_and_what_the_client_may_ask_for(
+    gateway: ServerThread, database: Database
+) -> None:
+    app = register(database, scope="webcast:fetch user:info")
+    for scope, named in (
+        ("webcast:chat", "'webcast:chat'"),  # known, not registered for this client
+        ("webcast:nope", "'webcast:nope'"),  # unknown
+        ("", "'scope'"),  # missing: refused rather than widened to every registered scope
+    ):
+        r = httpx.get(authorize_url(gateway.url, app.client_id, REDIRECT, scope))
+        assert r.status_code == 302, (scope, r.text[:300])
+        q = query(r.headers["location"])
+        assert q["error"] == "invalid_scope", (scope, q)
+        described(q, named, "webcast:fetch user:info")
+
+
+@spec("RFC 6749", "4.1.2.1")
+def test_missing_or_unsupported_response_type_is_named(
+    gateway: ServerThread, database: Database
+) -> None:
+    app = register(database)
+    for response_type, error, named in (
+        (None, "invalid_request", "Missing 'response_type'"),
+        ("token", "unsupported_response_type", "'token'"),
+    ):
+        url = authorize_url(gateway.url, app.client_id, REDIRECT, "webcast:fetch")
+        url = url.replace(
+            "response_type=code", "" if response_type is None else "response_type=token"
+        )
+        r = httpx.get(url)
+        assert r.status_code == 302, (response_type, r.text[:300])
+        q = query(r.headers["location"])
+        assert q["error"] == error, q
+        described(q, named, "response_type=code")
+    # No client to trust with a redirect: the page says what is missing.
+    r = httpx.get(f"{gateway.url}/tiktok/oauth/authorize?response_type=code")
+    assert r.status_code == 400 and "location" not in r.headers
+    assert r.headers["content-type"].startswith("text/html")
+    assert "invalid_client" in r.text and "client_id" in r.text
