@@ -25,7 +25,7 @@ from livegate.web import templates
 
 router = APIRouter(tags=["oauth"])
 
-EndpointCall = Callable[[str, dict[str, str], list[tuple[str, str]]], dict[str, Any]]
+ServiceCall = Callable[[str, dict[str, str], list[tuple[str, str]]], dict[str, Any]]
 
 
 def oauth(request: Request) -> OAuthService:
@@ -72,7 +72,7 @@ def too_many(retry: int) -> LivegateError:
     )
 
 
-async def _endpoint(request: Request, call: EndpointCall) -> Response:
+async def _endpoint(request: Request, call: ServiceCall) -> Response:
     """One client-authenticated endpoint: read either dialect, run it in the threadpool.
 
     Failed client authentications count against the caller's address (and client_id);
@@ -101,7 +101,7 @@ async def _endpoint(request: Request, call: EndpointCall) -> Response:
 
 # The endpoints where clients authenticate (RFC 6749 §2.3): path, summary, the success
 # answer for the OpenAPI document, and the token service's method behind it.
-CLIENT_ENDPOINTS: list[tuple[str, str, dict[str, Any], Callable[[TokenService], EndpointCall]]] = [
+CLIENT_ENDPOINTS: list[tuple[str, str, dict[str, Any], Callable[[TokenService], ServiceCall]]] = [
     (
         "/tiktok/oauth/token",
         "Token endpoint: exchange a code, or refresh (RFC 6749 §4.1.3, §6)",
@@ -130,7 +130,7 @@ CLIENT_ENDPOINTS: list[tuple[str, str, dict[str, Any], Callable[[TokenService], 
 
 
 def _add_client_endpoint(
-    path: str, summary: str, success: dict[str, Any], method: Callable[[TokenService], EndpointCall]
+    path: str, summary: str, success: dict[str, Any], method: Callable[[TokenService], ServiceCall]
 ) -> None:
     async def endpoint(request: Request) -> Response:
         return await _endpoint(request, method(oauth(request).tokens))
