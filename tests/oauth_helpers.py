@@ -27,6 +27,16 @@ class App:
         return (self.client_id, self.client_secret) if self.client_secret else None
 
 
+def assert_oauth_error(r: httpx.Response, status: int, error: str) -> dict[str, Any]:
+    """An RFC 6749 §5.2 refusal, which no cache may keep."""
+    assert r.status_code == status, r.text
+    body: dict[str, Any] = r.json()
+    assert body["error"] == error, body
+    assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
+    assert "Traceback" not in r.text
+    return body
+
+
 def register(
     database: Database,
     *,

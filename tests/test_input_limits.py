@@ -113,11 +113,11 @@ def assert_oauth_error(status: int, body: Any, code: int) -> None:
     assert body["error"] == "invalid_request" and body["error_description"], body
 
 
-def assert_oauth_envelope(status: int, body: Any, code: int) -> None:
-    """A JSON request to an OAuth endpoint: the Euler SDKs' envelope around the RFC error."""
+def assert_envelope_error(status: int, body: Any, code: int) -> None:
+    """The Euler SDKs' envelope, which a JSON request to an OAuth endpoint gets."""
     assert status == code, (status, body)
-    assert body["code"] == code and body["data"] is None and body["message"], body
-    assert body["error"]["error"] == "invalid_request" and body["error"]["error_description"]
+    assert body["code"] == code and body["data"] is None, body
+    assert body["error"]["error"] == "invalid_request" and body["message"], body
 
 
 def assert_page(r: httpx.Response | Answer, code: int) -> None:
@@ -226,7 +226,7 @@ def test_deeply_nested_json_is_400_on_webcast_and_oauth_endpoints(
     for path in ("token", "revoke", "introspect", "validate-refresh"):
         for body in (DEEP, DEEP_OBJECT):
             r = httpx.post(f"{gateway.url}/tiktok/oauth/{path}", content=body, headers=JSON)
-            assert_oauth_envelope(r.status_code, r.json(), 400)
+            assert_envelope_error(r.status_code, r.json(), 400)
 
 
 @spec("RFC 8259", "8.2")
@@ -243,7 +243,7 @@ def test_a_lone_surrogate_in_json_is_400_on_webcast_and_oauth_endpoints(
     body = b'{"grant_type": "refresh_token", "refresh_token": "\\ud800", "client_id": "x"}'
     for path in ("token", "revoke", "introspect", "validate-refresh"):
         r = httpx.post(f"{gateway.url}/tiktok/oauth/{path}", content=body, headers=JSON)
-        assert_oauth_envelope(r.status_code, r.json(), 400)
+        assert_envelope_error(r.status_code, r.json(), 400)
 
 
 # -- webcast fields, refused before any upstream call -----------------------------------

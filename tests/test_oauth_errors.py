@@ -1,9 +1,10 @@
-"""Every failure answers in the standard shape, with the right status and no leaked detail."""
+"""The authorization and token endpoints' refusals: the standard shape, the right status, a
+description that says what to fix, and no leaked detail."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
+from collections.abc import Mapping
 
 import httpx
 import pytest
@@ -15,26 +16,17 @@ from livegate.secrets import digest
 from tests.flows import authorize_url, pkce_pair, query, token_request
 from tests.oauth_helpers import (
     REDIRECT,
+    assert_oauth_error,
     exchange,
     get_code,
     introspect,
     refresh,
     register,
-    revoke,
     tokens_for,
 )
 from tests.servers import ServerThread
 
 spec = pytest.mark.spec
-
-
-def assert_oauth_error(r: httpx.Response, status: int, error: str) -> dict[str, object]:
-    assert r.status_code == status, r.text
-    body: dict[str, object] = r.json()
-    assert body["error"] == error, body
-    assert r.headers["cache-control"] == "no-store"
-    assert "Traceback" not in r.text
-    return body
 
 
 # -- authorization endpoint ------------------------------------------------------------------
@@ -215,7 +207,7 @@ def test_malformed_token_requests(gateway: ServerThread, database: Database) -> 
         400,
         "unsupported_grant_type",
     )
-    assert_oauth_error(httpx.post(url, data={}, auth=app.auth), 400, "unsupported_grant_type")
+    assert_oauth_error(httpx.post(url, data={}, auth=app.auth), 400, "invalid_request")
     assert_oauth_error(
         httpx.post(
             url, data={"grant_type": "authorization_code", "redirect_uri": REDIRECT}, auth=app.auth
@@ -265,216 +257,163 @@ def test_nul_characters_are_a_bad_request_everywhere(
         assert_oauth_error(r, 401, "invalid_client")
 
 
-# -- refresh, revocation, introspection -------------------------------------------------------
+# -- issue 27 item 5: every refusal says what to fix -------------------------------------------
 
 
-@spec("RFC 6749", "6")
-@spec("RFC 9700", "4.14.2")
-def test_refresh_rotates_and_reuse_revokes_family(
-    gateway: ServerThread, sim: ServerThread, database: Database
+def described(body: Mapping[str, object], *words: str) -> str:
+    """The error description, which must name each of `words`."""
+    description = str(body.get("error_description") or "")
+    for word in words:
+        assert word in description, (word, body)
+    return description
+
+
+@spec("RFC 6749", "5.2")
+def test_client_authentication_failures_say_what_is_wrong(
+    gateway: ServerThread, database: Database
+) -> None:
+    app, public = register(database), register(database, public=True)
+    url = f"{gateway.url}/tiktok/oauth/token"
+    form = {"grant_type": "refresh_token", "refresh_token": "lg_rt_x"}
+    r = httpx.post(url, data=form, auth=(app.client_id, "lg_cs_wrong"))
+    described(assert_oauth_error(r, 401, "invalid_client"), "client_secret is wrong", app.client_id)
+    assert "client_secret is wrong" in r.headers["www-authenticate"]
+    r = httpx.post(url, data={**form, "client_id": app.client_id})
+    described(assert_oauth_error(r, 401, "invalid_client"), "confidential", "client_secret")
+    r = httpx.post(url, data={**form, "client_id": "lgc_nobody", "client_secret": "s"})
+    body = r.json()
+    assert r.status_code in (400, 401) and body["error"] == "invalid_client", body
+    described(body, "No client", "'lgc_nobody'")
+    r = httpx.post(url, data=form)
+    described(assert_oauth_error(r, 401, "invalid_client"), "HTTP Basic", "client_id")
+    r = httpx.post(url, data={**form, "client_id": public.client_id, "client_secret": "s"})
+    described(assert_oauth_error(r, 401, "invalid_client"), "public", "client_id alone")
+    r = httpx.post(
+        f"{gateway.url}/tiktok/oauth/introspect",
+        data={"token": "lg_at_x", "client_id": public.client_id},
+    )
+    described(assert_oauth_error(r, 401, "invalid_client"), "public", "confidential clients")
+
+
+@spec("RFC 6749", "5.2")
+def test_missing_or_unsupported_grant_type_is_named(
+    gateway: ServerThread, database: Database
 ) -> None:
     app = register(database)
-    t1 = tokens_for(gateway.url, sim.url, app)
-    r = refresh(gateway.url, app, t1["refresh_token"])
-    assert r.status_code == 200, r.text
-    t2 = r.json()
-    assert t2["refresh_token"] != t1["refresh_token"] and t2["access_token"] != t1["access_token"]
-    # Refresh lifetime counts from the user's authorization, not from the rotation.
-    assert t2["refresh_expires_in"] <= t1["refresh_expires_in"]
-    assert introspect(gateway.url, app, t2["access_token"])["active"] is True
-    # The rotated token comes back: the whole family dies.
-    assert_oauth_error(refresh(gateway.url, app, t1["refresh_token"]), 400, "invalid_grant")
-    assert introspect(gateway.url, app, t2["access_token"]) == {"active": False}
-    assert_oauth_error(refresh(gateway.url, app, t2["refresh_token"]), 400, "invalid_grant")
+    url = f"{gateway.url}/tiktok/oauth/token"
+    body = assert_oauth_error(httpx.post(url, data={}, auth=app.auth), 400, "invalid_request")
+    described(body, "'grant_type'", "authorization_code", "refresh_token")
+    r = httpx.post(url, data={"grant_type": "password"}, auth=app.auth)
+    body = assert_oauth_error(r, 400, "unsupported_grant_type")
+    described(body, "'password'", "authorization_code")
+    r = httpx.post(url, data={"grant_type": "refresh_token"}, auth=app.auth)
+    described(assert_oauth_error(r, 400, "invalid_request"), "'refresh_token'")
+    r = httpx.post(url, data={"grant_type": "authorization_code"}, auth=app.auth)
+    described(assert_oauth_error(r, 400, "invalid_request"), "'code'")
 
 
 @spec("RFC 9700", "4.14.2")
-def test_concurrent_refresh_exactly_one_wins(
-    gateway: ServerThread, sim: ServerThread, database: Database
-) -> None:
-    app = register(database)
-    t1 = tokens_for(gateway.url, sim.url, app)
-    results: list[int] = []
-    barrier = threading.Barrier(4)
-
-    def go() -> None:
-        barrier.wait()
-        results.append(refresh(gateway.url, app, t1["refresh_token"]).status_code)
-
-    threads = [threading.Thread(target=go) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert sorted(results) == [200, 400, 400, 400]
-
-
-@spec("RFC 7009", "2.1")
-@spec("RFC 7662", "2.2")
-def test_revoke_and_introspect(
+@spec("RFC 6749", "5.2")
+def test_refused_refresh_tokens_say_why(
     gateway: ServerThread, sim: ServerThread, database: Database
 ) -> None:
     app, other = register(database), register(database)
-    t = tokens_for(gateway.url, sim.url, app)
-    info = introspect(gateway.url, app, t["access_token"])
-    assert info["active"] is True
-    assert info["client_id"] == app.client_id
-    assert info["scope"] == "webcast:fetch user:info"
-    assert info["token_type"] == "Bearer"
-    assert info["exp"] > info["iat"]
-    # Another client learns nothing about it.
-    assert introspect(gateway.url, other, t["access_token"]) == {"active": False}
-    assert introspect(gateway.url, app, "lg_at_unknown") == {"active": False}
-    # Revoking the refresh token takes its access token along.
-    r = revoke(gateway.url, app, t["refresh_token"], "refresh_token")
-    assert r.status_code == 200 and r.json() == {}
-    assert introspect(gateway.url, app, t["access_token"]) == {"active": False}
-    assert introspect(gateway.url, app, t["refresh_token"]) == {"active": False}
-    # Unknown tokens revoke "successfully" (RFC 7009 §2.2).
-    assert revoke(gateway.url, app, "lg_at_whatever").status_code == 200
-    # An invalid hint is ignored (RFC 7009 §2.1); a missing token is not.
-    r = httpx.post(
-        f"{gateway.url}/tiktok/oauth/revoke",
-        data={"token": "lg_at_x", "token_type_hint": "bogus"},
+    t1 = tokens_for(gateway.url, sim.url, app)
+    # Another app learns only that the token is not for it, as for one that does not exist.
+    other_body = assert_oauth_error(
+        refresh(gateway.url, other, t1["refresh_token"]), 400, "invalid_grant"
+    )
+    unknown_body = assert_oauth_error(
+        refresh(gateway.url, app, "lg_rt_unknown"), 400, "invalid_grant"
+    )
+    assert other_body == unknown_body
+    described(other_body, "unknown", "another client")
+    # A wider scope is named, and leaves the token as it was.
+    r = token_request(
+        gateway.url,
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": t1["refresh_token"],
+            "scope": "webcast:chat",
+        },
         auth=app.auth,
     )
-    assert r.status_code == 200
-    r = httpx.post(f"{gateway.url}/tiktok/oauth/revoke", data={}, auth=app.auth)
-    assert_oauth_error(r, 400, "invalid_request")
-    r = httpx.post(f"{gateway.url}/tiktok/oauth/introspect", data={"token": t["access_token"]})
-    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    described(assert_oauth_error(r, 400, "invalid_scope"), "'webcast:chat'", "webcast:fetch")
+    assert refresh(gateway.url, app, t1["refresh_token"]).status_code == 200
+    # The rotated token comes back: its client is told what happened and what to do.
+    body = assert_oauth_error(refresh(gateway.url, app, t1["refresh_token"]), 400, "invalid_grant")
+    described(body, "already used", "revokes every token", "authorization again")
 
 
-@spec("RFC 7009", "2.1")
-def test_revoke_access_token_only(
+@spec("RFC 6749", "4.1.2")
+@spec("RFC 6749", "5.2")
+def test_refused_codes_say_why(
     gateway: ServerThread, sim: ServerThread, database: Database
 ) -> None:
-    app = register(database, public=True)
-    t = tokens_for(gateway.url, sim.url, app)
-    assert revoke(gateway.url, app, t["access_token"]).status_code == 200
-    r = httpx.get(
-        f"{gateway.url}/tiktok/oauth/userinfo",
-        headers={"Authorization": f"Bearer {t['access_token']}"},
-    )
-    assert r.status_code == 401
-    # The refresh token still works and gives a new, working access token.
-    r2 = refresh(gateway.url, app, t["refresh_token"])
-    assert r2.status_code == 200
-    r3 = httpx.get(
-        f"{gateway.url}/tiktok/oauth/userinfo", headers={"x-oauth-token": r2.json()["access_token"]}
-    )
-    assert r3.status_code == 200
-
-
-# -- JSON dialect ------------------------------------------------------------------------------
-
-
-def test_json_dialect_envelopes(
-    gateway: ServerThread, sim: ServerThread, database: Database
-) -> None:
-    app = register(database)
+    app, other = register(database), register(database)
     code, _ = get_code(gateway.url, sim.url, app)
-    r = exchange(gateway.url, app, code, as_json=True)
-    assert r.status_code == 200
-    body = r.json()
-    assert body["code"] == 200 and body["error"] is None
-    data = body["data"]
-    assert data["token_type"] == "Bearer" and data["expires_in"] == 3600
-    assert data["scopes"] == ["webcast:fetch", "user:info"]
-    assert data["refresh_expires_in"] > 0
-    r = httpx.post(
-        f"{gateway.url}/tiktok/oauth/token",
-        json={
-            "grant_type": "refresh_token",
-            "refresh_token": "lg_rt_bad",
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        },
-    )
-    assert r.status_code == 400
-    err = r.json()
-    assert err["code"] == 400 and err["data"] is None
-    assert err["error"]["error"] == "invalid_grant"
-    r = httpx.post(
-        f"{gateway.url}/tiktok/oauth/introspect",
-        json={
-            "token": data["access_token"],
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        },
-    )
-    assert r.json()["data"]["active"] is True
-    r = httpx.post(
-        f"{gateway.url}/tiktok/oauth/revoke",
-        json={
-            "token": data["access_token"],
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        },
-    )
-    assert r.status_code == 200 and r.json()["code"] == 200
+    body = assert_oauth_error(exchange(gateway.url, other, code), 400, "invalid_grant")
+    described(body, "unknown", "another client")
+    assert exchange(gateway.url, app, code).status_code == 200
+    body = assert_oauth_error(exchange(gateway.url, app, code), 400, "invalid_grant")
+    described(body, "already used", "revoked")
 
 
-def test_validate_refresh_does_not_consume(
-    gateway: ServerThread, sim: ServerThread, database: Database
+@spec("livegate", "errors: a JSON request gets the Euler envelope, its refusals included")
+def test_unreadable_or_mistyped_json_gets_the_envelope_with_a_message(
+    gateway: ServerThread, database: Database
 ) -> None:
     app = register(database)
-    t = tokens_for(gateway.url, sim.url, app)
-    url = f"{gateway.url}/tiktok/oauth/validate-refresh"
-    r = httpx.post(url, data={"refresh_token": t["refresh_token"]}, auth=app.auth)
+    url = f"{gateway.url}/tiktok/oauth/token"
+    r = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
     body = r.json()
-    assert body["valid"] is True and body["scopes"] == ["webcast:fetch", "user:info"]
-    assert body["tiktok_user_id"]
-    assert refresh(gateway.url, app, t["refresh_token"]).status_code == 200
-    r = httpx.post(url, data={"refresh_token": t["refresh_token"]}, auth=app.auth)
-    assert r.json()["valid"] is False
-    assert_oauth_error(httpx.post(url, data={}, auth=app.auth), 400, "invalid_request")
+    assert r.status_code == 400 and body["code"] == 400 and body["data"] is None, body
+    assert body["error"]["error"] == "invalid_request" and "not valid JSON" in body["message"]
+    assert body["error"]["error_description"] == body["message"]
+    sent = {"grant_type": "refresh_token", "refresh_token": 5, "client_id": app.client_id}
+    body = httpx.post(url, json=sent).json()
+    assert body["error"]["error_description"] is not None, body
+    assert "'refresh_token'" in body["message"] and "string" in body["message"], body
 
 
-# -- resource side -----------------------------------------------------------------------------
-
-
-@spec("RFC 6750", "3")
-@spec("RFC 6750", "3.1")
-def test_userinfo_bearer_errors(
-    gateway: ServerThread, sim: ServerThread, database: Database
+@spec("RFC 6749", "3.3")
+@spec("RFC 6749", "4.1.2.1")
+def test_scope_errors_name_the_scope_and_what_the_client_may_ask_for(
+    gateway: ServerThread, database: Database
 ) -> None:
-    url = f"{gateway.url}/tiktok/oauth/userinfo"
-    r = httpx.get(url)
-    assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer realm="livegate"'
-    r = httpx.get(url, headers={"Authorization": "Bearer lg_at_nope"})
-    assert r.status_code == 401
-    assert 'error="invalid_token"' in r.headers["www-authenticate"]
-    app = register(database, scope="webcast:fetch")
-    t = tokens_for(gateway.url, sim.url, app, scope="webcast:fetch")
-    r = httpx.get(url, headers={"Authorization": f"Bearer {t['access_token']}"})
-    assert r.status_code == 403
-    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
-    assert r.json()["scope"] == "user:info"
+    app = register(database, scope="webcast:fetch user:info")
+    for scope, named in (
+        ("webcast:chat", "'webcast:chat'"),  # known, not registered for this client
+        ("webcast:nope", "'webcast:nope'"),  # unknown
+        ("", "'scope'"),  # missing: refused rather than widened to every registered scope
+    ):
+        r = httpx.get(authorize_url(gateway.url, app.client_id, REDIRECT, scope))
+        assert r.status_code == 302, (scope, r.text[:300])
+        q = query(r.headers["location"])
+        assert q["error"] == "invalid_scope", (scope, q)
+        described(q, named, "webcast:fetch user:info")
 
 
-# -- discovery ---------------------------------------------------------------------------------
-
-
-@spec("RFC 8414", "3")
-@spec("RFC 9207", "3")
-def test_metadata(gateway: ServerThread) -> None:
-    m = httpx.get(f"{gateway.url}/.well-known/oauth-authorization-server").json()
-    assert m["issuer"] == gateway.url
-    assert m["authorization_endpoint"] == f"{gateway.url}/tiktok/oauth/authorize"
-    assert m["token_endpoint"] == f"{gateway.url}/tiktok/oauth/token"
-    assert m["code_challenge_methods_supported"] == ["S256"]
-    assert m["authorization_response_iss_parameter_supported"] is True
-    assert "webcast:fetch" in m["scopes_supported"]
-    assert m["response_types_supported"] == ["code"]
-
-
-def test_client_public_info(gateway: ServerThread, database: Database) -> None:
+@spec("RFC 6749", "4.1.2.1")
+def test_missing_or_unsupported_response_type_is_named(
+    gateway: ServerThread, database: Database
+) -> None:
     app = register(database)
-    r = httpx.get(f"{gateway.url}/tiktok/oauth/clients/{app.client_id}")
-    info = r.json()
-    assert info["client_id"] == app.client_id
-    assert info["redirect_uris"] == [REDIRECT]
-    assert "webcast:fetch" in info["supported_scopes"]
-    assert "client_secret" not in info and "secret" not in r.text
-    assert httpx.get(f"{gateway.url}/tiktok/oauth/clients/lgc_nope").status_code == 404
+    for response_type, error, named in (
+        (None, "invalid_request", "Missing 'response_type'"),
+        ("token", "unsupported_response_type", "'token'"),
+    ):
+        url = authorize_url(gateway.url, app.client_id, REDIRECT, "webcast:fetch")
+        url = url.replace(
+            "response_type=code", "" if response_type is None else "response_type=token"
+        )
+        r = httpx.get(url)
+        assert r.status_code == 302, (response_type, r.text[:300])
+        q = query(r.headers["location"])
+        assert q["error"] == error, q
+        described(q, named, "response_type=code")
+    # No client to trust with a redirect: the page says what is missing.
+    r = httpx.get(f"{gateway.url}/tiktok/oauth/authorize?response_type=code")
+    assert r.status_code == 400 and "location" not in r.headers
+    assert r.headers["content-type"].startswith("text/html")
+    assert "invalid_client" in r.text and "client_id" in r.text

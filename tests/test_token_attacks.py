@@ -26,6 +26,7 @@ from tests.flows import authorize_url, query, sign_in, token_request
 from tests.oauth_helpers import (
     REDIRECT,
     App,
+    assert_oauth_error,
     exchange,
     get_code,
     introspect,
@@ -43,14 +44,6 @@ REFRESH_RACERS = 20  # concurrent requests carrying one refresh token
 CODE_RACERS = 10  # concurrent exchanges of one code
 SIGN_IN_WORKERS = 8  # sign-ins run side by side to prepare the trials
 CODE_BATCH = 10  # codes live 60 s: sign in for this many trials at a time
-
-
-def assert_oauth_error(r: httpx.Response, status: int, error: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body: dict[str, Any] = r.json()
-    assert body["error"] == error, body
-    assert r.headers["cache-control"] == "no-store"
-    return body
 
 
 def assert_envelope_error(r: httpx.Response, status: int, error: str) -> dict[str, Any]:

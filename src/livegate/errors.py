@@ -61,7 +61,8 @@ class LivegateError(Exception):
             exc.status_code or 400,
             exc.error or "invalid_request",
             exc.get_error_description() or exc.error or "invalid request",
-            headers=dict(exc.get_headers()),
+            # Not its Content-Type: the renderer picks it (an error page is HTML).
+            headers={k: v for k, v in exc.get_headers() if k.lower() != "content-type"},
         )
 
 

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import segno
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from livegate.errors import NO_STORE
+from livegate.errors import NO_STORE, LivegateError
 from livegate.login import sealed, strings
-from livegate.login.service import (
-    BadCsrf,
-    LoginNotFound,
-    LoginService,
-    LoginView,
-    NewLogin,
-    binding_value,
-    qr_version,
-)
+from livegate.login.service import LoginService, LoginView, NewLogin, binding_value, qr_version
 from livegate.oauth import scopes
 from livegate.oauth.service import OAuthService
 from livegate.web import templates
 
-router = APIRouter()
+router = APIRouter(tags=["sign-in"])
 
 COOKIE = "lg_login"
 COOKIE_PATH = "/tiktok/oauth/login"
@@ -51,49 +44,41 @@ def set_login_cookie(request: Request, response: Response, login: NewLogin) -> N
     )
 
 
-def error_page(request: Request, error: str, description: str, status: int = 400) -> Response:
-    return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"error": error, "description": description, "t": strings.STRINGS},
-        status_code=status,
-        headers=NO_STORE,
-    )
-
-
-def expired_page(request: Request) -> Response:
-    return error_page(request, "login_expired", strings.STRINGS["login_expired"], status=404)
-
-
-@router.get("/tiktok/oauth/authorize", response_model=None)
+@router.get(
+    "/tiktok/oauth/authorize",
+    response_model=None,
+    summary="Authorization endpoint (RFC 6749 §4.1.1): the consent page, then the QR sign-in",
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The consent page"},
+        302: {"description": "Back to the client's redirect URI with an error (and state, iss)"},
+        400: {
+            "content": {"text/html": {}},
+            "description": "An error page: the client or redirect URI cannot be trusted",
+        },
+    },
+)
 async def authorize(request: Request) -> Response:
     oauth: OAuthService = request.app.state.oauth
-    check = await run_in_threadpool(
-        oauth.check_authorization, str(request.url), list(request.query_params.multi_items())
+    checked = await run_in_threadpool(
+        oauth.authorizations.check, str(request.url), list(request.query_params.multi_items())
     )
-    if check.error is not None:
-        if check.redirect:
-            return RedirectResponse(check.redirect, status_code=302, headers=NO_STORE)
-        body = check.error.body if isinstance(check.error.body, dict) else {}
-        return error_page(
-            request, body.get("error", "invalid_request"), body.get("error_description", "")
-        )
-    assert check.client is not None and check.params is not None
+    if isinstance(checked, str):
+        return RedirectResponse(checked, status_code=302, headers=NO_STORE)
     svc = logins(request)
-    client_pk = check.client.id
-    params = check.params
 
     def create() -> NewLogin:
         with svc.db.session() as session:
-            return svc.create(session, purpose="authorize", params=params, client_pk=client_pk)
+            return svc.create(
+                session, purpose="authorize", params=checked.params, client_pk=checked.client.id
+            )
 
     login = await run_in_threadpool(create)
     response = templates.TemplateResponse(
         request,
         "consent.html",
         {
-            "client": check.client,
-            "scopes": scopes.describe(check.scopes or []),
+            "client": checked.client,
+            "scopes": scopes.describe(checked.scopes),
             "login": login,
             "t": strings.STRINGS,
         },
@@ -109,25 +94,33 @@ async def _form_csrf(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@router.post("/tiktok/oauth/login/{login_id}/start", response_model=None)
+PAGE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    403: {"content": {"text/html": {}}, "description": "The form's CSRF token was not accepted"},
+    404: {"content": {"text/html": {}}, "description": "No such sign-in for this browser"},
+}
+
+
+def form_post(path: str, summary: str) -> Any:
+    """The route decorator of a consent-page button (a form POST with its CSRF token)."""
+    responses = {303: {"description": "On to the next page"}, **PAGE_REFUSALS}
+    return router.post(path, response_model=None, summary=summary, responses=responses)
+
+
+@form_post(
+    "/tiktok/oauth/login/{login_id}/start",
+    "The user continues from the consent page: the first QR code",
+)
 async def start(request: Request, login_id: str) -> Response:
-    try:
-        await logins(request).start(login_id, binding(request), await _form_csrf(request))
-    except LoginNotFound:
-        return expired_page(request)
-    except BadCsrf:
-        return error_page(request, "invalid_request", strings.STRINGS["bad_csrf"], status=403)
+    await logins(request).start(login_id, binding(request), await _form_csrf(request))
     return RedirectResponse(f"/tiktok/oauth/login/{login_id}", status_code=303)
 
 
-@router.post("/tiktok/oauth/login/{login_id}/cancel", response_model=None)
+@form_post(
+    "/tiktok/oauth/login/{login_id}/cancel",
+    "The user declines: back to the app with access_denied",
+)
 async def cancel(request: Request, login_id: str) -> Response:
-    try:
-        url = await logins(request).cancel(login_id, binding(request), await _form_csrf(request))
-    except LoginNotFound:
-        return expired_page(request)
-    except BadCsrf:
-        return error_page(request, "invalid_request", strings.STRINGS["bad_csrf"], status=403)
+    url = await logins(request).cancel(login_id, binding(request), await _form_csrf(request))
     return RedirectResponse(url, status_code=303, headers=NO_STORE)
 
 
@@ -146,39 +139,49 @@ def _qr_page(request: Request, view: LoginView, csrf: str) -> Response:
     )
 
 
-@router.get("/tiktok/oauth/login/{login_id}", response_model=None)
+@router.get(
+    "/tiktok/oauth/login/{login_id}",
+    response_model=None,
+    summary="The QR sign-in page (or, once it is over, the redirect back to the app)",
+    responses={200: {"content": {"text/html": {}}}, 404: PAGE_REFUSALS[404]},
+)
 async def qr_page(request: Request, login_id: str) -> Response:
     cookie = binding(request)
-    try:
-        view = await logins(request).step(login_id, cookie)
-    except LoginNotFound:
-        return expired_page(request)
+    view = await logins(request).step(login_id, cookie)
     if view.status in ("done", "refused") and view.result_url:
         return RedirectResponse(view.result_url, status_code=303, headers=NO_STORE)
     # step() found the binding good, so the cookie is there.
     return _qr_page(request, view, sealed.csrf_token(cookie or ""))
 
 
-@router.get("/tiktok/oauth/login/{login_id}/status", response_model=None)
+@router.get(
+    "/tiktok/oauth/login/{login_id}/status",
+    response_model=None,
+    summary="Where the sign-in stands (the QR page polls it)",
+    responses={404: {"description": '{"status": "expired_login", "message": ...}'}},
+)
 async def status(request: Request, login_id: str) -> Response:
     try:
         view = await logins(request).step(login_id, binding(request))
-    except LoginNotFound:
+    except LivegateError as exc:  # login_expired: the page's script reads this shape
         return JSONResponse(
-            {"status": "expired_login", "message": strings.STRINGS["login_expired"]},
-            status_code=404,
-            headers=NO_STORE,
+            {"status": "expired_login", "message": exc.message}, status_code=404, headers=NO_STORE
         )
     body = view.as_json()
     body["status_text"] = strings.status_text(view.status)
     return JSONResponse(body, headers=NO_STORE)
 
 
-@router.get("/tiktok/oauth/login/{login_id}/qr.svg", response_model=None)
+@router.get(
+    "/tiktok/oauth/login/{login_id}/qr.svg",
+    response_model=None,
+    summary="The current QR code, as SVG",
+    responses={200: {"content": {"image/svg+xml": {}}}, 404: {"description": "No QR code"}},
+)
 async def qr_svg(request: Request, login_id: str) -> Response:
     try:
         view = await logins(request).view(login_id, binding(request))
-    except LoginNotFound:
+    except LivegateError:  # login_expired: an image gets no page
         return Response(status_code=404)
     if not view.qr_url:
         return Response(status_code=404)

@@ -29,7 +29,8 @@ from livegate import audit
 from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import PendingLogin, utcnow
-from livegate.login import sealed
+from livegate.errors import LivegateError
+from livegate.login import sealed, strings
 from livegate.login.sealed import LoginSecrets
 from livegate.oauth.service import OAuthService
 from livegate.secrets import digest, digest_matches
@@ -80,12 +81,13 @@ class NewLogin:
         return sealed.csrf_token(self.binding)
 
 
-class LoginNotFound(LookupError):
-    pass
+def login_expired() -> LivegateError:
+    """No sign-in for this browser: unknown, expired, or started by another browser."""
+    return LivegateError(404, "login_expired", strings.STRINGS["login_expired"])
 
 
-class BadCsrf(PermissionError):
-    pass
+def bad_csrf() -> LivegateError:
+    return LivegateError(403, "invalid_request", strings.STRINGS["bad_csrf"])
 
 
 def qr_version(qr_url: str | None) -> str:
@@ -112,7 +114,7 @@ class LoginService:
     ) -> None:
         self.settings = settings
         self.db = database
-        self.oauth = oauth
+        self.authorizations = oauth.authorizations
         self.vault = oauth.vault
         self.passport = passport
         # The connected-apps page signs users in with the same QR flow; it supplies this.
@@ -130,10 +132,10 @@ class LoginService:
     def _load(self, session: Session, login_id: str, binding: str) -> PendingLogin:
         row = session.get(PendingLogin, login_id)
         if row is None or row.expires_at <= utcnow():
-            raise LoginNotFound(login_id)
+            raise login_expired()
         # The browser that started the flow holds the binding cookie; nobody else may drive it.
         if not binding or not digest_matches(binding, row.binding_digest):
-            raise LoginNotFound(login_id)
+            raise login_expired()
         return row
 
     def _open(self, row: PendingLogin, binding: str) -> LoginSecrets:
@@ -141,7 +143,7 @@ class LoginService:
             return sealed.open_sealed(self.vault, binding, row.id, row.sealed)
         except VaultError:
             # Sealed under a server key no longer configured: the sign-in cannot go on.
-            raise LoginNotFound(row.id) from None
+            raise login_expired() from None
 
     def _seal(self, row: PendingLogin, binding: str, held: LoginSecrets) -> None:
         row.sealed = sealed.seal(self.vault, binding, row.id, held)
@@ -230,7 +232,7 @@ class LoginService:
             row = self._check_csrf(self._load(session, login_id, binding), binding, csrf)
             row.status = "refused"
             row.sealed = None
-            row.result_url = self.oauth.deny_redirect(row.request_params)
+            row.result_url = self.authorizations.deny_redirect(row.request_params)
             audit.record(session, "authorization.refused", client_pk=row.client_pk, by="consent")
             return row.result_url
 
@@ -239,7 +241,7 @@ class LoginService:
     @staticmethod
     def _check_csrf(row: PendingLogin, binding: str, csrf: str | None) -> PendingLogin:
         if not csrf or not pysecrets.compare_digest(csrf, sealed.csrf_token(binding)):
-            raise BadCsrf()
+            raise bad_csrf()
         return row
 
     # -- polling ----------------------------------------------------------------------------
@@ -349,7 +351,7 @@ class LoginService:
             r.sealed = None
             r.message = None
             if r.purpose == "authorize":
-                r.result_url = self.oauth.deny_redirect(r.request_params)
+                r.result_url = self.authorizations.deny_redirect(r.request_params)
             audit.record(session, "authorization.refused", client_pk=r.client_pk, by="tiktok")
             return self._view(r, binding, None)
 
@@ -368,9 +370,7 @@ class LoginService:
             r.account_unique_id = profile.unique_id
             if r.purpose == "authorize":
                 code = sealed.authorization_code(binding, r.id)
-                url = self.oauth.complete_authorization(
-                    session, r.request_params, profile, jar, code
-                )
+                url = self.authorizations.complete(session, r.request_params, profile, jar, code)
                 r.result_url = without_code(url, code)
             elif self.on_account_login is not None:
                 r.result_url = self.on_account_login(session, r, profile, jar)

@@ -28,9 +28,10 @@ class Client(ClientMixin):
         return uris[0] if len(uris) == 1 else None
 
     def get_allowed_scope(self, scope: str | None) -> str | None:
-        """The canonical scope string, or None (invalid_scope) when any part is not allowed."""
+        """The canonical scope string, or None (invalid_scope) when any part is not allowed.
+        The grant has already refused such a request in words; this is Authlib's own check."""
         try:
-            requested = scopes.parse(scope) if scope else list(self.row.scopes)
+            requested = scopes.parse(scope)
         except scopes.UnknownScope:
             return None
         allowed = set(self.row.scopes)

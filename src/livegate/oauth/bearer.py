@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+
+from livegate.errors import LivegateError
+
+# RFC 6750 §3.1: a request with no token gets a challenge without an error code.
+NO_TOKEN_CHALLENGE = 'Bearer realm="livegate"'
 
 
 def extract_token(request: Request) -> str | None:
@@ -31,19 +35,42 @@ def www_authenticate(error: str, description: str, scope: str | None = None) -> 
     return "Bearer " + ", ".join(parts)
 
 
-def bearer_error(
-    status: int, error: str, description: str, scope: str | None = None, code_style: bool = False
-) -> JSONResponse:
-    headers = {
-        "WWW-Authenticate": www_authenticate(error, description, scope),
-        "Cache-Control": "no-store",
-    }
-    if error == "invalid_request" and status == 401:
-        # RFC 6750 §3.1: a request with no token gets no error code in the challenge.
-        headers["WWW-Authenticate"] = 'Bearer realm="livegate"'
-    body: dict[str, object] = {"error": error, "error_description": description}
-    if code_style:
-        body = {"code": status, "message": description, "error": error}
-    if scope:
-        body["scope"] = scope
-    return JSONResponse(body, status_code=status, headers=headers)
+def token_required() -> LivegateError:
+    return LivegateError(
+        401,
+        "invalid_request",
+        "Send an access token: Authorization: Bearer <token>, or x-oauth-token: <token>.",
+        headers={"WWW-Authenticate": NO_TOKEN_CHALLENGE},
+    )
+
+
+class TokenRejected(LivegateError):
+    """An access token refused: a LivegateError like any other. A class of its own only while
+    api/auth.py catches it by this name and reads `description`; once the webcast code
+    catches LivegateError (or lets it through), `invalid_token` can return a LivegateError."""
+
+    @property
+    def description(self) -> str:
+        return self.message
+
+
+def invalid_token(description: str) -> LivegateError:
+    """RFC 6750 §3.1: 401 and a challenge naming `invalid_token`."""
+    return TokenRejected(
+        401,
+        "invalid_token",
+        description,
+        headers={"WWW-Authenticate": www_authenticate("invalid_token", description)},
+    )
+
+
+def insufficient_scope(scope: str) -> LivegateError:
+    """RFC 6750 §3.1: 403 and a challenge naming the scope the call needs."""
+    description = f"This call needs the '{scope}' scope, which the access token does not carry."
+    return LivegateError(
+        403,
+        "insufficient_scope",
+        description,
+        headers={"WWW-Authenticate": www_authenticate("insufficient_scope", description, scope)},
+        extra={"scope": scope},
+    )

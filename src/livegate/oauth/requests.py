@@ -9,20 +9,24 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 
+from livegate.errors import LivegateError, bad_request
+
 # RFC 6749 §5.2: the characters an error_description may hold.
 _DESCRIBABLE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,40}")
 
 
-def quoted_name(name: str) -> str:
-    """A parameter name for an error description: quoted, or "a parameter" if it cannot be."""
-    return f"'{name}'" if _DESCRIBABLE.fullmatch(name) else "a parameter"
+def quoted(value: str, otherwise: str = "a parameter") -> str:
+    """A value the caller sent, for an error description: quoted, or `otherwise` when it is
+    too long or holds characters an error description may not (RFC 6749 §5.2)."""
+    return f"'{value}'" if _DESCRIBABLE.fullmatch(value) else otherwise
 
 
-def repeated_error(name: str) -> dict[str, str]:
-    return {
-        "error": "invalid_request",
-        "error_description": f"The parameter {quoted_name(name)} is given more than once.",
-    }
+def repeated_error(name: str) -> LivegateError:
+    return bad_request(f"The parameter {quoted(name)} is given more than once.")
+
+
+def unprintable_error() -> LivegateError:
+    return bad_request("The request contains characters that are not allowed.")
 
 
 class DictPayload(OAuth2Payload):
@@ -60,20 +64,21 @@ class LivegateRequest(OAuth2Request):
         # The first value of each parameter; duplicates stay visible in datalist for validation.
         data = {key: values[0] for key, values in datalist.items()}
         self.payload = DictPayload(data, datalist)
+        # Set while a sign-in completes: the grant's session data key, to wrap for the code.
         self.data_key: bytes | None = None
-        self.presented_secret: str | None = None
         self.session_id: int | None = None
+        # The code or refresh token presented: it unwraps the data key for the new tokens.
+        self.presented_secret: str | None = None
 
-    def repeated(self) -> str | None:
-        """The first parameter given more than once (RFC 6749 §3.1, §3.2 forbid it)."""
-        return next((key for key, values in self.payload.datalist.items() if len(values) > 1), None)
-
-    def has_nul(self) -> bool:
-        """Whether a parameter name or value holds U+0000, which PostgreSQL text refuses."""
-        return any(
-            "\x00" in key or any(isinstance(v, str) and "\x00" in v for v in values)
-            for key, values in self.payload.datalist.items()
-        )
+    def check_parameters(self) -> None:
+        """Refuse what no endpoint can read: a parameter given more than once (RFC 6749
+        §3.1, §3.2), or U+0000, which PostgreSQL text refuses."""
+        for key, values in self.payload.datalist.items():
+            if "\x00" in key or any(isinstance(v, str) and "\x00" in v for v in values):
+                raise unprintable_error()
+        name = next((key for key, values in self.payload.datalist.items() if len(values) > 1), None)
+        if name is not None:
+            raise repeated_error(name)
 
     @property
     def args(self) -> dict[str, Any]:

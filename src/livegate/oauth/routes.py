@@ -1,45 +1,53 @@
-"""OAuth endpoints: HTTP in, HTTP out. The work happens in OAuthService."""
+"""OAuth endpoints: HTTP in, HTTP out. The work happens in the OAuth services; refusals are
+raised as LivegateError and answered by the app's error handler in the caller's dialect."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from livegate.api.ratelimit import Limiter, client_address
 from livegate.bodies import BadBody, parse_json_object
-from livegate.errors import NO_STORE, envelope
-from livegate.oauth.bearer import bearer_error, extract_token
-from livegate.oauth.requests import quoted_name
-from livegate.oauth.server import OAuthResult
-from livegate.oauth.service import OAuthService, TokenRejected
+from livegate.errors import NO_STORE, LivegateError, bad_request, envelope, is_json_request
+from livegate.oauth import schemas
+from livegate.oauth.bearer import extract_token, insufficient_scope, token_required
+from livegate.oauth.client_auth import presented_client_id
+from livegate.oauth.endpoints.metadata import metadata as server_metadata
+from livegate.oauth.endpoints.userinfo import SCOPE as USERINFO_SCOPE
+from livegate.oauth.endpoints.userinfo import userinfo as userinfo_claims
+from livegate.oauth.requests import quoted
+from livegate.oauth.service import OAuthService, TokenService
 from livegate.web import templates
 
-router = APIRouter()
+router = APIRouter(tags=["oauth"])
+
+ServiceCall = Callable[[str, dict[str, str], list[tuple[str, str]]], dict[str, Any]]
 
 
-def _content_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+def oauth(request: Request) -> OAuthService:
+    svc: OAuthService = request.app.state.oauth
+    return svc
 
 
-def is_json(request: Request) -> bool:
-    """Whether the request is in the JSON dialect, and so gets its answers in the envelope."""
-    return _content_type(request) == "application/json"
+def _is_json(request: Request) -> bool:
+    return is_json_request(request.headers.get("content-type"))
 
 
 async def read_params(request: Request) -> list[tuple[str, str]]:
     """Form-encoded parameters per RFC 6749, or a JSON object's members (the Euler SDKs)."""
-    if is_json(request):
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if _is_json(request):
         data = parse_json_object(await request.body())
         for key, value in data.items():
             if not isinstance(value, str):
                 # A number, object or null has no form-encoded counterpart to mean.
-                raise BadBody(f"The value of {quoted_name(key)} must be a string.")
+                raise BadBody(f"The value of {quoted(key)} must be a string.")
         return list(data.items())
-    if _content_type(request) in ("application/x-www-form-urlencoded", ""):
+    if content_type in ("application/x-www-form-urlencoded", ""):
         try:
             form = await request.form()
         except Exception as exc:  # starlette raises several types for unparseable bodies
@@ -48,142 +56,142 @@ async def read_params(request: Request) -> list[tuple[str, str]]:
     raise BadBody("Use application/x-www-form-urlencoded or application/json.")
 
 
-def oauth_response(result: OAuthResult, as_json: bool) -> Response:
-    headers = {k: v for k, v in result.headers if k.lower() not in ("content-type",)}
-    headers.update(NO_STORE)
-    body = result.body if isinstance(result.body, dict) else {}
-    if as_json:
-        body = envelope(result.status, body)
-    return JSONResponse(body, status_code=result.status, headers=headers)
+def answer(request: Request, body: dict[str, Any]) -> JSONResponse:
+    """A success in the request's dialect; no cache keeps it (RFC 6749 §5.1)."""
+    return JSONResponse(envelope(200, body) if _is_json(request) else body, headers=NO_STORE)
 
 
-def bad_request(message: str, as_json: bool) -> Response:
-    return oauth_response(
-        OAuthResult(400, {"error": "invalid_request", "error_description": message}), as_json
+def too_many(retry: int) -> LivegateError:
+    # RFC 6749 §5.2's error codes are a closed list, which RFC 7009 and RFC 7662 reuse: the
+    # refusal is of client authentication, and 429 with Retry-After says it is temporary.
+    return LivegateError(
+        429,
+        "invalid_client",
+        f"Too many failed client authentications; retry in {retry} s.",
+        headers={"Retry-After": str(retry)},
     )
 
 
-def service(request: Request) -> OAuthService:
-    svc: OAuthService = request.app.state.oauth
-    return svc
-
-
-def _headers(request: Request) -> dict[str, str]:
-    return {k.title(): v for k, v in request.headers.items()}
-
-
-EndpointCall = Callable[[str, dict[str, str], list[tuple[str, str]]], OAuthResult]
-
-
-def _client_id(headers: dict[str, str], params: list[tuple[str, str]]) -> str:
-    try:
-        basic_id, _ = extract_basic_authorization(headers)
-    except ValueError:  # not UTF-8: Authlib refuses it as invalid_client later
-        basic_id = None
-    return basic_id or next((v for k, v in params if k == "client_id"), "")
-
-
-def _too_many(retry: int) -> OAuthResult:
-    # RFC 6749 §5.2's error codes are a closed list, which RFC 7009 and RFC 7662 reuse: the
-    # refusal is of client authentication, and 429 with Retry-After says it is temporary.
-    description = f"Too many failed client authentications; retry in {retry} s."
-    body = {"error": "invalid_client", "error_description": description}
-    return OAuthResult(429, body, [("Retry-After", str(retry))])
-
-
-async def _endpoint(request: Request, call: EndpointCall) -> Response:
-    """One OAuth endpoint: read either dialect, run it in the threadpool, answer in kind.
+async def _endpoint(request: Request, call: ServiceCall) -> Response:
+    """One client-authenticated endpoint: read either dialect, run it in the threadpool.
 
     Failed client authentications count against the caller's address (and client_id);
     over the limit, a request is refused before its client is looked at.
     """
-    as_json = is_json(request)
     try:
         params = await read_params(request)
     except BadBody as exc:
-        return bad_request(str(exc), as_json)
-    headers = _headers(request)
+        raise bad_request(str(exc)) from None
+    headers = {k.title(): v for k, v in request.headers.items()}
     limiter: Limiter = request.app.state.limiter
-    rules = limiter.client_auth(client_address(request), _client_id(headers, params))
+    rules = limiter.client_auth(client_address(request), presented_client_id(headers, params))
     retry = await limiter.retry_after(rules)
     if retry is not None:
-        return oauth_response(_too_many(retry), as_json)
+        raise too_many(retry)
     # Path and query only: the service puts them under the issuer, never under our Host.
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    result = await run_in_threadpool(call, target, headers, params)
-    if isinstance(result.body, dict) and result.body.get("error") == "invalid_client":
-        await limiter.failed(rules)
-    return oauth_response(result, as_json)
-
-
-@router.post("/tiktok/oauth/token", response_model=None)
-async def token(request: Request) -> Response:
-    return await _endpoint(request, service(request).token)
-
-
-@router.post("/tiktok/oauth/revoke", response_model=None)
-async def revoke(request: Request) -> Response:
-    return await _endpoint(request, service(request).revoke)
-
-
-@router.post("/tiktok/oauth/introspect", response_model=None)
-async def introspect(request: Request) -> Response:
-    return await _endpoint(request, service(request).introspect)
-
-
-@router.post("/tiktok/oauth/validate-refresh", response_model=None)
-async def validate_refresh(request: Request) -> Response:
-    return await _endpoint(request, service(request).validate_refresh)
-
-
-@router.get("/tiktok/oauth/userinfo", response_model=None)
-async def userinfo(request: Request) -> Response:
-    token_value = extract_token(request)
-    if token_value is None:
-        return bearer_error(401, "invalid_request", "An access token is required.")
     try:
-        caller, _ = await run_in_threadpool(service(request).authenticate, token_value)
-    except TokenRejected as exc:
-        return bearer_error(401, exc.error, exc.description)
-    if "user:info" not in caller.scopes:
-        return bearer_error(
-            403, "insufficient_scope", "This call needs the 'user:info' scope.", scope="user:info"
-        )
-    acc = caller.account
-    return JSONResponse(
-        {
-            "sub": acc.uid,
-            "uid": acc.uid,
-            "secUid": acc.sec_uid,
-            "nickName": acc.nickname,
-            "uniqueId": acc.unique_id,
-            "region": acc.region,
-            "avatarUrl": acc.avatar_url,
-            "roomId": acc.room_id or None,
-            "hasLivePermission": acc.has_live_permission,
-            "isPrivateAccount": acc.is_private_account,
-        },
-        headers=NO_STORE,
+        body = await run_in_threadpool(call, target, headers, params)
+    except LivegateError as exc:
+        if exc.error == "invalid_client":
+            await limiter.failed(rules)
+        raise
+    return answer(request, body)
+
+
+# The endpoints where clients authenticate (RFC 6749 §2.3): path, summary, the success
+# answer for the OpenAPI document, and the token service's method behind it.
+CLIENT_ENDPOINTS: list[tuple[str, str, dict[str, Any], Callable[[TokenService], ServiceCall]]] = [
+    (
+        "/tiktok/oauth/token",
+        "Token endpoint: exchange a code, or refresh (RFC 6749 §4.1.3, §6)",
+        {"model": schemas.TokenAnswer},
+        lambda tokens: tokens.token,
+    ),
+    (
+        "/tiktok/oauth/revoke",
+        "Revoke a token (RFC 7009); a refresh token takes its access tokens along",
+        {"description": "Revoked, or not a token at all: {}"},
+        lambda tokens: tokens.revoke,
+    ),
+    (
+        "/tiktok/oauth/introspect",
+        "Introspect one of the client's tokens (RFC 7662)",
+        {"model": schemas.IntrospectionAnswer},
+        lambda tokens: tokens.introspect,
+    ),
+    (
+        "/tiktok/oauth/validate-refresh",
+        "Whether one of the client's refresh tokens is live, without using it",
+        {"model": schemas.RefreshCheck},
+        lambda tokens: tokens.validate_refresh,
+    ),
+]
+
+
+def _add_client_endpoint(
+    path: str, summary: str, success: dict[str, Any], method: Callable[[TokenService], ServiceCall]
+) -> None:
+    async def endpoint(request: Request) -> Response:
+        return await _endpoint(request, method(oauth(request).tokens))
+
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["POST"],
+        name=path.rsplit("/", 1)[-1].replace("-", "_"),
+        response_model=None,
+        summary=summary,
+        responses={200: success, **schemas.refusals(400, 401, 429)},
     )
 
 
-@router.get("/tiktok/oauth/clients/{client_id}", response_model=None)
+for _entry in CLIENT_ENDPOINTS:
+    _add_client_endpoint(*_entry)
+
+
+@router.get(
+    "/tiktok/oauth/userinfo",
+    response_model=None,
+    summary="The signed-in TikTok user (scope user:info; Bearer token, RFC 6750)",
+    responses={200: {"model": schemas.UserInfo}, **schemas.refusals(401, 403)},
+)
+async def userinfo(request: Request) -> Response:
+    token_value = extract_token(request)
+    if token_value is None:
+        raise token_required()
+    caller, _ = await run_in_threadpool(oauth(request).authenticate, token_value)
+    if USERINFO_SCOPE not in caller.scopes:
+        raise insufficient_scope(USERINFO_SCOPE)
+    return JSONResponse(userinfo_claims(caller.account), headers=NO_STORE)
+
+
+@router.get(
+    "/tiktok/oauth/clients/{client_id}",
+    response_model=None,
+    summary="A client's public information, for consent screens",
+    responses=schemas.refusals(404),
+)
 async def client_info(request: Request, client_id: str) -> Response:
-    info = await run_in_threadpool(service(request).client_public_info, client_id)
+    info = await run_in_threadpool(oauth(request).clients.public_info, client_id)
     if info is None:
-        return JSONResponse(
-            {"error": "invalid_client", "error_description": "No such client."}, status_code=404
+        raise LivegateError(
+            404, "invalid_client", f"No client {quoted(client_id, 'with that id')} is registered."
         )
     return JSONResponse(info)
 
 
-@router.get("/.well-known/oauth-authorization-server", response_model=None)
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    response_model=None,
+    summary="Authorization server metadata (RFC 8414)",
+)
 async def metadata(request: Request) -> Response:
-    return JSONResponse(service(request).metadata())
+    return JSONResponse(server_metadata(oauth(request).settings.issuer))
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def home(request: Request) -> Response:
     return templates.TemplateResponse(
-        request, "home.html", {"issuer": service(request).settings.issuer}
+        request, "home.html", {"issuer": oauth(request).settings.issuer}
     )

@@ -55,6 +55,19 @@ def find_refresh_token(db: Session, token: str) -> RefreshToken | None:
     return db.scalar(select(RefreshToken).where(RefreshToken.token_digest == digest(token)))
 
 
+def find_token(db: Session, token: str, hint: str | None) -> AccessToken | RefreshToken | None:
+    """An access or refresh token by its value; the hint only says which to try first
+    (RFC 7009 §2.1, RFC 7662 §2.1: a wrong hint widens the search)."""
+    finders = [find_access_token, find_refresh_token]
+    if hint == "refresh_token":
+        finders.reverse()
+    for find in finders:
+        row = find(db, token)
+        if row is not None:
+            return row
+    return None
+
+
 def lock_grant(db: Session, grant_id: int) -> None:
     """Hold the grant's row until this transaction ends.
 
