@@ -64,7 +64,7 @@ def serve(
         host=host,
         port=port,
         log_config=uvicorn_log_config(),
-        # The app believes forwarded headers from LIVEGATE_TRUSTED_PROXIES only (web.Gateway);
+        # The app believes forwarded headers from LIVEGATE_TRUSTED_PROXIES only (app.py);
         # uvicorn's own layer would believe them from 127.0.0.1 as well.
         proxy_headers=False,
         **server_limits(settings),

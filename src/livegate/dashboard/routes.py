@@ -15,7 +15,6 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from livegate import apikeys
-from livegate.api.ratelimit import Limiter, client_address
 from livegate.config import Settings
 from livegate.dashboard import account as account_service
 from livegate.dashboard import service, sessions, usage
@@ -31,6 +30,7 @@ from livegate.ids import BadId, parse_id
 from livegate.login import routes as login_routes
 from livegate.login.service import LoginService
 from livegate.oauth import clients, scopes
+from livegate.ratelimit import Limiter, client_address
 from livegate.secrets import digest, new_secret
 from livegate.web import templates
 

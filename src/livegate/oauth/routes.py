@@ -11,12 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from livegate.api.ratelimit import Limiter, client_address
 from livegate.bodies import BadBody, parse_json_object
 from livegate.errors import NO_STORE, envelope
 from livegate.oauth.bearer import bearer_error, extract_token
 from livegate.oauth.server import OAuthResult
 from livegate.oauth.service import OAuthService, TokenRejected
+from livegate.ratelimit import Limiter, client_address
 from livegate.web import templates
 
 router = APIRouter()
