@@ -88,6 +88,9 @@ _TOKEN_STATUS = (
 )
 
 
+UNKNOWN_TOKEN = "The access token is unknown: send one livegate issued (lg_at_...)."
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     id: int
@@ -207,7 +210,7 @@ class Authenticator:
                 await self.limiter.failed(key_rules)
                 raise bad_api_key()
         if token is not None and not token.startswith(ACCESS_TOKEN_PREFIX):
-            raise invalid_token("The access token is unknown: send one livegate issued (lg_at_...).")
+            raise invalid_token(UNKNOWN_TOKEN)
         try:
             return await to_thread.run_sync(self._look_up, presented, scopes, with_session)
         except LivegateError as exc:
@@ -253,7 +256,7 @@ class Authenticator:
         d = digest(token)
         row = self.db.read_first(_TOKEN_AND_SESSION if with_session else _TOKEN, {"d": d})
         if row is None:
-            raise invalid_token("The access token is unknown: send one livegate issued (lg_at_...).")
+            raise invalid_token(UNKNOWN_TOKEN)
         why = refusal(row.revoked_at, row.expires_at, row.status)
         if why is not None:
             raise invalid_token(why)
