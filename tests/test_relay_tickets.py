@@ -1,4 +1,4 @@
-"""The WebSocket relay's ticket store (api/wsproxy.py): ids, single use, held off the GC."""
+"""The WebSocket relay's ticket store (webcast/tickets.py): ids, single use, held off the GC."""
 
 from __future__ import annotations
 

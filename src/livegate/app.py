@@ -69,10 +69,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.logins = logins
     app.state.limiter = Limiter(settings)  # every rate limit: webcast, dashboard, OAuth
 
+    # /webcast/*: the resource server (upstream webcast client, WebSocket relay). First: the
+    # router tries routes in order, and the fetch route is the one every LIVE poll takes.
+    webcast_routes.install(app)
     app.include_router(oauth_routes.router)
     app.include_router(login_routes.router)
-    # /webcast/*: the resource server (upstream webcast client, WebSocket relay).
-    webcast_routes.install(app)
     # The dashboard and /account; also sets logins.on_account_login.
     dashboard_routes.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
