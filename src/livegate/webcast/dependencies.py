@@ -17,6 +17,7 @@ from fastapi.security import (
     OAuth2AuthorizationCodeBearer,
     SecurityScopes,
 )
+from starlette.requests import HTTPConnection
 
 from livegate.oauth.scopes import CATALOGUE
 from livegate.ratelimit import client_address
@@ -57,8 +58,8 @@ api_key_query = APIKeyQuery(
 )
 
 
-def service(request: Request) -> WebcastService:
-    webcast: WebcastService = request.app.state.webcast
+def service(conn: HTTPConnection) -> WebcastService:
+    webcast: WebcastService = conn.app.state.webcast
     return webcast
 
 
@@ -81,7 +82,8 @@ async def caller(
         ),
     ] = None,
 ) -> Principal:
-    """The caller, checked now; a route that needs a scope calls TikTok with its session."""
+    """The caller, checked against the database now. A route that names a scope calls
+    TikTok, so the token's session is opened too; one that names none (rate_limits) does not."""
     presented = Presented(
         token=_stripped(bearer) or _stripped(oauth_token),
         api_key=_stripped(key) or _stripped(key_in_query),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 
-from livegate.errors import LivegateError, bad_request
+from livegate.errors import LivegateError
 from livegate.oauth.bearer import www_authenticate
 from livegate.tiktok.errors import UpstreamError
 
@@ -14,7 +14,6 @@ __all__ = [
     "BAD_KEY",
     "api_key_mismatch",
     "bad_api_key",
-    "bad_request",
     "from_upstream",
     "insufficient_scope",
     "invalid_token",

@@ -55,10 +55,6 @@ ClientEnterQ = Annotated[Flag, Query(description="First fetch of a connection (0
 RoomIdPath = Annotated[RoomId, Path(description="The LIVE room (0: look up unique_id).")]
 
 
-def webcast(request: Request) -> WebcastService:
-    return service(request)
-
-
 @router.get("/fetch", **PROTOBUF_ROUTE, description=FETCH_DESCRIPTION)
 async def fetch(
     request: Request,
@@ -76,7 +72,7 @@ async def fetch(
     ] = None,
 ) -> FetchResponse:
     """A LIVE room's events: TikTok's `ProtoMessageFetchResult` (TikTokLive's query)."""
-    fetched = await webcast(request).fetch(
+    fetched = await service(request).fetch(
         principal,
         room_id=room_id,
         unique_id=unique_id,
@@ -95,7 +91,7 @@ async def fetch_post(
 ) -> FetchResponse:
     """The same as `GET /webcast/fetch`, in the docs' JSON form."""
     body = body or FetchBody()
-    fetched = await webcast(request).fetch(
+    fetched = await service(request).fetch(
         principal,
         room_id=body.room_id,
         unique_id=body.unique_id,
@@ -116,7 +112,7 @@ async def connect(
     client_enter: ClientEnterQ = True,
 ) -> FetchResponse:
     """The same as `GET /webcast/fetch`, as TikTok-Live-Connector asks for it."""
-    fetched = await webcast(request).fetch(
+    fetched = await service(request).fetch(
         principal,
         room_id=room_id,
         unique_id=unique_id,
@@ -134,7 +130,7 @@ async def room_id(
     unique_id: Annotated[UniqueId | None, Query(description="The TikTok user.")] = None,
 ) -> RoomIdAnswer:
     """A user's LIVE room id, and whether they are LIVE (null: TikTok did not say)."""
-    return await webcast(request).room_id(principal, unique_id)
+    return await service(request).room_id(principal, unique_id)
 
 
 @router.get("/room_info", **json_route(FETCH))
@@ -144,7 +140,7 @@ async def room_info(
     room_id: Annotated[RoomId | None, Query(description="The LIVE room.")] = None,
 ) -> RoomInfoAnswer:
     """A room's info; an age-restricted room needs a user session (an access token)."""
-    return await webcast(request).room_info(principal, room_id)
+    return await service(request).room_info(principal, room_id)
 
 
 @router.get("/rooms/{room_id}/room_info", **json_route(FETCH))
@@ -154,7 +150,7 @@ async def room_info_path(
     room_id: Annotated[RoomId, Path(description="The LIVE room.")],
 ) -> RoomInfoAnswer:
     """The same as `GET /webcast/room_info`, the room in the path."""
-    return await webcast(request).room_info(principal, room_id)
+    return await service(request).room_info(principal, room_id)
 
 
 @router.post("/bulk_live_check", **json_route(BULK))
@@ -166,7 +162,7 @@ async def bulk_live_check(
     """Who is LIVE: by `user_numeric_ids` (users signed in here) or by `unique_ids`.
     Unknown is null, never "offline"."""
     body = body or BulkLiveCheckBody()
-    return await webcast(request).bulk_live_check(principal, body.user_numeric_ids, body.unique_ids)
+    return await service(request).bulk_live_check(principal, body.user_numeric_ids, body.unique_ids)
 
 
 @router.get("/rankings", **json_route(RANKINGS))
@@ -177,7 +173,7 @@ async def rankings(
     rank_type: Annotated[Word, Query(description="e.g. DAILY_RANK")] = "DAILY_RANK",
 ) -> RankingsAnswer:
     """TikTok LIVE leaderboards."""
-    return await webcast(request).rankings(principal, region, rank_type)
+    return await service(request).rankings(principal, region, rank_type)
 
 
 @router.post("/rankings", **json_route(RANKINGS))
@@ -188,7 +184,7 @@ async def rankings_post(
 ) -> RankingsAnswer:
     """The same as `GET /webcast/rankings`, in JSON."""
     body = body or RankingsBody()
-    return await webcast(request).rankings(principal, body.region, body.rank_type)
+    return await service(request).rankings(principal, body.region, body.rank_type)
 
 
 @router.post("/chat", **json_route(CHAT))
@@ -199,7 +195,7 @@ async def chat(
 ) -> ChatAnswer:
     """Send a chat message as the user (needs a user session)."""
     room = body.target_room_id or body.room_id
-    return await webcast(request).chat(principal, room, body.content)
+    return await service(request).chat(principal, room, body.content)
 
 
 @router.post("/rooms/{room_id}/chat", **json_route(CHAT))
@@ -210,7 +206,7 @@ async def chat_path(
     body: ChatBody,
 ) -> ChatAnswer:
     """The same as `POST /webcast/chat`, the room in the path."""
-    return await webcast(request).chat(principal, room_id, body.content)
+    return await service(request).chat(principal, room_id, body.content)
 
 
 @router.get("/rate_limits", **json_route(None))
@@ -218,14 +214,13 @@ async def rate_limits(
     request: Request, principal: Annotated[Principal, Security(caller)]
 ) -> RateLimitsAnswer:
     """The caller's own limits and what is left of them. Any valid token may ask: no scope."""
-    return await webcast(request).rate_limits(principal)
+    return await service(request).rate_limits(principal)
 
 
 @router.websocket("/ws/{ticket}/")
 async def relay(ws: WebSocket, ticket: str) -> None:
     """The WebSocket relay a session-signed fetch names (see `GET /webcast/fetch`)."""
-    webcast_service: WebcastService = ws.app.state.webcast
-    await webcast_service.websocket(ws, ticket)
+    await service(ws).websocket(ws, ticket)
 
 
 def install(app: FastAPI) -> WebcastService:
@@ -233,9 +228,9 @@ def install(app: FastAPI) -> WebcastService:
     and serve `/webcast/*`."""
     state = app.state
     upstream = WebcastClient(state.http, state.settings, make_signer(state.settings, state.http))
-    state.webcast = WebcastService(
+    webcast = WebcastService(
         state.settings, state.db, state.vault, state.oauth, upstream, state.limiter
     )
+    state.webcast = webcast
     app.include_router(router)
-    webcast_service: WebcastService = state.webcast
-    return webcast_service
+    return webcast
