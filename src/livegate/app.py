@@ -59,6 +59,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # livegate exports no OpenTelemetry (its metrics are Prometheus'); left on, FastAPI
+        # looks for OpenTelemetry providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.db = database
