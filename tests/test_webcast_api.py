@@ -1,4 +1,6 @@
-"""The webcast API over real HTTP: auth shapes, scopes, routes, upstream failures, limits."""
+"""The webcast API over real HTTP: auth shapes, scopes, routes, upstream failures. Rate limits
+and usage: test_webcast_usage.py; revocation: test_webcast_revocation.py; the OpenAPI
+document: test_openapi.py."""
 
 from __future__ import annotations
 
