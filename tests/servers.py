@@ -34,7 +34,7 @@ class ServerThread:
             ws="websockets",
             log_config=None,
             # As `livegate serve` runs it: the gateway app itself decides whose forwarded
-            # headers it believes (LIVEGATE_TRUSTED_PROXIES, web.Gateway).
+            # headers it believes (LIVEGATE_TRUSTED_PROXIES, app.py).
             proxy_headers=False,
         )
         self.server = uvicorn.Server(config)

@@ -24,14 +24,13 @@ import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, Router
 
-from livegate.api.routes import Endpoint, WebcastEdge
 from livegate.app import create_app
 from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.ids import MAX_ID
 from livegate.limits import OAUTH_MAX_BODY, server_limits
+from livegate.webcast.routing import WebcastRoute
 from tests.servers import ServerThread, free_port
 from tests.test_dashboard import AccountBrowser, csrf_of, developer
 from tests.webcast_helpers import User, extra_gateway, new_room, new_user
@@ -470,8 +469,7 @@ def backstopped(gateway_settings: Settings) -> Iterator[ServerThread]:
 
     app.add_api_route("/tiktok/oauth/test-deep", too_deep, methods=["POST"])
     app.add_api_route("/dashboard/test-unencodable", unencodable)
-    edge = WebcastEdge(Router([Route("/webcast-test/deep", Endpoint(too_deep))]))
-    app.serve_first("/webcast-test/", edge)
+    app.router.add_api_route("/webcast/test-deep", too_deep, route_class_override=WebcastRoute)
     server = ServerThread(app, port=port).start()
     yield server
     server.stop()
@@ -488,7 +486,7 @@ def test_a_recursion_or_unicode_error_escaping_a_route_is_a_400_in_its_dialect(
     body = r.json()
     assert r.status_code == 400 and body["code"] == 400 and body["error"]["error"], body
     assert_page(httpx.get(base + "/dashboard/test-unencodable"), 400)
-    r = httpx.get(base + "/webcast-test/deep")
+    r = httpx.get(base + "/webcast/test-deep")
     assert_webcast_error(r.status_code, r.json(), 400)
 
 

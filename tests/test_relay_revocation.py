@@ -1,7 +1,7 @@
 """Revoking access closes the grant's open WebSocket relays (DESIGN.md, security model).
 
 A relay is the WebSocket a fetch signed with the user's session points the client to
-(`/webcast/ws/<ticket>/`, api/wsproxy.py). A revocation made through the gateway that holds
+(`/webcast/ws/<ticket>/`, webcast/relay.py). A revocation made through the gateway that holds
 the relay closes it at once; one made by another process on the same database, or a token
 that expires, closes it within a few seconds.
 """
@@ -20,10 +20,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from livegate.api.wsproxy import CLOSE_REVOKED
 from livegate.app import create_app
 from livegate.config import Settings
 from livegate.db.engine import Database
+from livegate.webcast.relay import CLOSE_REVOKED
 from tests.oauth_helpers import revoke
 from tests.servers import ServerThread, free_port
 from tests.webcast_helpers import add_comment, extra_gateway, new_room, new_user
@@ -47,7 +47,7 @@ def no_recheck(
         update={"port": port, "public_url": f"http://127.0.0.1:{port}"}
     )
     app = create_app(settings, Database(settings.db_url))
-    app.state.webcast_api.relays.every = 3600.0
+    app.state.webcast.relays.every = 3600.0
     server = ServerThread(app, port=port).start()
     yield server, app
     server.stop()

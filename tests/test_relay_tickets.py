@@ -1,10 +1,10 @@
-"""The WebSocket relay's ticket store (api/wsproxy.py): ids, single use, held off the GC."""
+"""The WebSocket relay's ticket store (webcast/tickets.py): ids, single use, held off the GC."""
 
 from __future__ import annotations
 
 
 def test_ticket_ids_are_distinct_hex_across_batches() -> None:
-    from livegate.api.wsproxy import _RANDOM_BATCH, TICKET_BYTES, _random_id
+    from livegate.webcast.tickets import _RANDOM_BATCH, TICKET_BYTES, _random_id
 
     ids = [_random_id() for _ in range(3 * _RANDOM_BATCH // TICKET_BYTES)]
     assert len(set(ids)) == len(ids)
@@ -14,7 +14,7 @@ def test_ticket_ids_are_distinct_hex_across_batches() -> None:
 def test_held_tickets_leave_the_garbage_collector_and_come_back_whole() -> None:
     import gc
 
-    from livegate.api.wsproxy import Ticket, TicketStore
+    from livegate.webcast.tickets import Ticket, TicketStore
 
     store = TicketStore()
     jar = {"sessionid": "s3cret", "tt-target-idc": "useast5"}

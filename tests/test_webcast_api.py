@@ -1,37 +1,31 @@
-"""The webcast API over real HTTP: auth shapes, scopes, routes, upstream failures, limits."""
+"""The webcast API over real HTTP: auth shapes, scopes, routes, upstream failures. Rate limits
+and usage: test_webcast_usage.py; revocation: test_webcast_revocation.py; the OpenAPI
+document: test_openapi.py."""
 
 from __future__ import annotations
 
-import asyncio
+import io
 import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
-from fastapi import FastAPI
-from sqlalchemy import event, func, insert, select, text, update
 from TikTokLive.proto import ProtoMessageFetchResult, WebcastChatMessage, WebcastPushFrame
 from websockets.sync.client import connect as ws_connect
 
-from livegate.api.auth import STATUS_TTL
-from livegate.api.recorder import CallRecorder
-from livegate.api.routes import WebcastEdge
-from livegate.apikeys import find_api_key, revoke_api_key
+from livegate.app import create_app
 from livegate.config import Settings
 from livegate.db.engine import Database
-from livegate.db.models import ApiKey, AuditEvent, Base, Grant
-from livegate.secrets import digest
+from livegate.webcast.routing import WebcastRoute
 from tests.oauth_helpers import register, revoke, tokens_for
-from tests.servers import ServerThread, wait_for
+from tests.servers import ServerThread, free_port
 from tests.webcast_helpers import (
     User,
     add_comment,
     api_key_for,
-    client_pk,
     extra_gateway,
     fault,
     new_room,
@@ -61,15 +55,6 @@ def room(sim: ServerThread) -> tuple[str, str]:
     room_id = new_room(sim.url, streamer)
     add_comment(sim.url, room_id, uname("fan"), "first!")
     return room_id, streamer
-
-
-@pytest.fixture(scope="module")
-def small(gateway_settings: Settings) -> Iterator[ServerThread]:
-    server = extra_gateway(
-        gateway_settings, rate_limit_connect="2/minute", rate_limit_calls="3/minute"
-    )
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +113,6 @@ def test_unknown_api_key_is_401(gw: httpx.Client) -> None:
 def test_what_no_route_takes_answers_in_the_webcast_shape(
     gw: httpx.Client, user: User, room: tuple[str, str]
 ) -> None:
-    """/webcast/* runs ahead of FastAPI: its own edge answers unknown paths and methods."""
     assert_error(gw.get("/webcast/nope"), 404)
     r = gw.delete("/webcast/fetch", headers=bearer(user.access_token))
     assert_error(r, 405)
@@ -137,35 +121,43 @@ def test_what_no_route_takes_answers_in_the_webcast_shape(
         "/webcast/fetch", params={"room_id": room[0]}, headers=bearer(user.access_token)
     )
     assert fetched.status_code == 200
-    # A route without path parameters is dispatched by (method, path) ahead of the router;
-    # its answer carries the same headers a Starlette Response would.
     assert fetched.headers["content-type"] == "application/x-protobuf"
     assert int(fetched.headers["content-length"]) == len(fetched.content) > 0
     assert fetched.headers["cache-control"] == "no-store"
     assert fetched.headers["x-room-id"] == room[0]
-    for r in (fetched, gw.get("/webcast/nope")):
+    for r in (fetched, gw.get("/webcast/nope")):  # from the one SecurityHeaders middleware
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "no-referrer"
 
 
-def test_the_webcast_edge_answers_an_escaped_failure_without_a_traceback(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    async def broken(scope: Any, receive: Any, send: Any) -> None:
+@pytest.fixture(scope="module")
+def broken(gateway_settings: Settings) -> Iterator[ServerThread]:
+    """The gateway plus a webcast route that fails as a bug would."""
+
+    async def fail() -> None:
         raise RuntimeError("secret detail")
 
-    async def call() -> httpx.Response:
-        transport = httpx.ASGITransport(app=WebcastEdge(broken))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            return await client.get("/webcast/anything")
+    port = free_port()
+    settings = gateway_settings.model_copy(
+        update={"port": port, "public_url": f"http://127.0.0.1:{port}"}
+    )
+    app = create_app(settings, Database(settings.db_url))
+    app.router.add_api_route("/webcast/test-broken", fail, route_class_override=WebcastRoute)
+    server = ServerThread(app, port=port).start()
+    yield server
+    server.stop()
 
-    r = asyncio.run(call())
+
+def test_a_failure_in_a_webcast_route_is_a_500_without_a_traceback(
+    broken: ServerThread, log_buffer: io.StringIO
+) -> None:
+    r = httpx.get(broken.url + "/webcast/test-broken")
     body = assert_error(r, 500, "server_error")
     assert "secret detail" not in r.text and "Traceback" not in r.text
-    assert body["message"] == "internal error"
+    assert body["message"] == "Internal error."
     assert r.headers["x-frame-options"] == "DENY"
-    assert "RuntimeError" in caplog.text
+    assert "webcast GET /webcast/test-broken failed" in log_buffer.getvalue()
 
 
 ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
@@ -330,199 +322,6 @@ def test_revoked_grant_ticket_is_refused(
         f"{gateway.url}/webcast/fetch", params={"room_id": room_id}, headers=bearer(u.access_token)
     )
     assert_error(r, 401, "invalid_token")
-
-
-@pytest.fixture(scope="module")
-def second(gateway_settings: Settings) -> Iterator[ServerThread]:
-    """Another gateway process over the same database (its own caches and change counter)."""
-    server = extra_gateway(gateway_settings)
-    yield server
-    server.stop()
-
-
-def test_revocation_stops_the_token_here_at_once_and_elsewhere_within_the_status_ttl(
-    gateway: ServerThread, second: ServerThread, sim: ServerThread, database: Database
-) -> None:
-    u = new_user(gateway.url, sim.url, database, uname("rv2"))
-    room_id = new_room(sim.url, uname("rv2s"))
-
-    def fetch(server: ServerThread) -> httpx.Response:
-        return httpx.get(
-            f"{server.url}/webcast/fetch",
-            params={"room_id": room_id},
-            headers=bearer(u.access_token),
-        )
-
-    for _ in range(3):  # warm both gateways' caches
-        assert fetch(gateway).status_code == 200 and fetch(second).status_code == 200
-    assert revoke(gateway.url, u.app, u.refresh_token, "refresh_token").status_code == 200
-    assert_error(fetch(gateway), 401, "invalid_token")  # the very next call
-    started = time.monotonic()
-    wait_for(lambda: fetch(second).status_code == 401, timeout=STATUS_TTL + 5)
-    assert_error(fetch(second), 401, "invalid_token")
-    # The bound is STATUS_TTL; the deadline above only keeps a stuck test from hanging.
-    assert time.monotonic() - started < STATUS_TTL + 5
-
-
-def test_a_revocation_elsewhere_reaches_an_idle_gateway_s_cache_without_a_call(
-    gateway: ServerThread, second: ServerThread, sim: ServerThread, database: Database
-) -> None:
-    """The second gateway learns of the change from the database's announcement (migration
-    0003's triggers), not from re-reading the token: its entry goes stale with no call made."""
-    u = new_user(gateway.url, sim.url, database, uname("bg"))
-    room_id = new_room(sim.url, uname("bgs"))
-    app = second.server.config.app
-    assert isinstance(app, FastAPI)
-    auth = app.state.webcast_api.auth
-    d = digest(u.access_token)
-
-    def fetch() -> httpx.Response:
-        return httpx.get(
-            f"{second.url}/webcast/fetch",
-            params={"room_id": room_id},
-            headers=bearer(u.access_token),
-        )
-
-    assert fetch().status_code == 200
-    # Cached, and current once this gateway has looked for changes (every LOOK_EVERY; a busy
-    # machine can hold a look back past STATUS_TTL, which rightly stops the cache's use).
-    wait_for(lambda: auth._fresh_token(d), timeout=STATUS_TTL + 5, what="a fresh cached token")
-    # Revoked through the other gateway: this one's own writes do not move its generation.
-    assert revoke(gateway.url, u.app, u.refresh_token, "refresh_token").status_code == 200
-    wait_for(lambda: auth._fresh_token(d) is None, timeout=STATUS_TTL + 5)
-    assert_error(fetch(), 401, "invalid_token")
-
-
-async def test_concurrent_calls_with_a_cold_token_share_one_status_read(
-    gateway: ServerThread, sim: ServerThread, database: Database
-) -> None:
-    u = new_user(gateway.url, sim.url, database, uname("herd"))
-    d = digest(u.access_token)
-    reads: list[float] = []
-
-    def token_read(_c: Any, _cur: Any, statement: str, params: Any, *_rest: Any) -> None:
-        values = params.values() if isinstance(params, dict) else params
-        if "FROM access_tokens" in statement and d in values:
-            reads.append(time.monotonic())
-            time.sleep(0.3)  # the check is still running when every other call arrives
-
-    event.listen(database.engine, "before_cursor_execute", token_read)
-    try:
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=15) as client:
-            answers = await asyncio.gather(
-                *(
-                    client.get("/webcast/rate_limits", headers=bearer(u.access_token))
-                    for _ in range(8)
-                )
-            )
-    finally:
-        event.remove(database.engine, "before_cursor_execute", token_read)
-    assert [r.status_code for r in answers] == [200] * 8
-    assert len(reads) == 1
-
-
-async def test_concurrent_calls_with_an_unknown_token_are_each_refused(
-    gateway: ServerThread,
-) -> None:
-    unknown = "lg_at_" + secrets.token_urlsafe(32)
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=15) as client:
-        answers = await asyncio.gather(
-            *(client.get("/webcast/rate_limits", headers=bearer(unknown)) for _ in range(8))
-        )
-    for r in answers:
-        assert_error(r, 401, "invalid_token")
-        assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
-
-
-def test_a_warm_token_stops_when_it_expires(
-    gateway_settings: Settings, sim: ServerThread, database: Database, room: tuple[str, str]
-) -> None:
-    short = extra_gateway(gateway_settings, access_token_ttl=2)
-    try:
-        u = new_user(short.url, sim.url, database, uname("ttl"))
-        url = f"{short.url}/webcast/fetch"
-        params = {"room_id": room[0]}
-        assert httpx.get(url, params=params, headers=bearer(u.access_token)).status_code == 200
-        wait_for(
-            lambda: (
-                httpx.get(url, params=params, headers=bearer(u.access_token)).status_code == 401
-            ),
-            timeout=10,
-        )
-        r = httpx.get(url, params=params, headers=bearer(u.access_token))
-        body = assert_error(r, 401, "invalid_token")
-        assert "expired" in body["message"]
-    finally:
-        short.stop()
-
-
-def test_api_key_revoked_by_another_process_stops_within_the_status_ttl(
-    gateway: ServerThread, sim: ServerThread, database: Database, room: tuple[str, str]
-) -> None:
-    key = api_key_for(database, None)
-    headers = {"X-Api-Key": key}
-    url = f"{gateway.url}/webcast/fetch"
-    assert httpx.get(url, params={"room_id": room[0]}, headers=headers).status_code == 200
-    with database.session() as s:  # as the CLI or a dashboard in another process would
-        row = find_api_key(s, key)
-        assert row is not None
-        revoke_api_key(s, row)
-    wait_for(
-        lambda: httpx.get(url, params={"room_id": room[0]}, headers=headers).status_code == 401,
-        timeout=STATUS_TTL + 5,
-    )
-    r = httpx.get(url, params={"room_id": room[0]}, headers=headers)
-    assert_error(r, 401, "invalid_api_key")
-
-
-def test_a_write_to_the_credential_tables_moves_the_change_generation(
-    database: Database,
-) -> None:
-    before = database.changes.generation
-    with database.session() as s:
-        s.execute(select(AuditEvent.id).limit(1)).all()  # reads do not move it
-    assert database.changes.generation == before
-    with database.engine.begin() as conn:
-        # a new credential row does not: it changes no answer already cached
-        conn.execute(insert(ApiKey).values(key_digest=secrets.token_hex(32), prefix="lg_ak_"))
-    assert database.changes.generation == before
-    with database.engine.begin() as conn:
-        conn.execute(update(Grant).where(Grant.id == -1).values(status="revoked"))
-    # once when the statement ran, once when the connection went back to the pool
-    assert database.changes.generation >= before + 2
-
-
-def test_a_status_read_outlives_a_connection_the_database_dropped(
-    gateway_settings: Settings, user: User
-) -> None:
-    """Status reads skip the pool's pre-ping (one round trip, not three): a pooled connection
-    the database dropped (a restart, an idle timeout) is replaced and the read tried again."""
-    db = Database(gateway_settings.db_url)
-    invalidated: list[object] = []
-    event.listen(db.reads, "invalidate", lambda *args: invalidated.append(args))
-    count = select(func.count()).select_from(Grant)
-    try:
-        row = db.read_first(count, {})
-        assert row is not None and row[0] >= 1
-        with db.reads.connect() as conn:  # the one pooled connection, as the next read gets it
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            pid = (
-                conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-                if db.reads.dialect.name == "postgresql"
-                else None
-            )
-        if pid is not None:
-            with db.engine.begin() as other:
-                other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-        else:
-            raw.close()
-        assert invalidated == []
-        again = db.read_first(count, {})
-        assert again is not None and again[0] == row[0]
-        assert len(invalidated) == 1
-    finally:
-        db.dispose()
 
 
 def test_fetch_by_unique_id_get_post_and_connect(
@@ -734,119 +533,10 @@ def test_expired_tiktok_session_is_login_required_for_every_token_of_the_grant(
         assert assert_error(r, 401, "invalid_token")["message"] == "login_required"
 
 
-# -- rate limits ----------------------------------------------------------------------------
-
-
-def test_rate_limit_429_shape_and_headers(
-    small: ServerThread, user: User, room: tuple[str, str]
-) -> None:
-    h = {"x-oauth-token": user.access_token}
-    url = f"{small.url}/webcast/fetch"
-    for _ in range(2):
-        assert httpx.get(url, params={"room_id": room[0]}, headers=h).status_code == 200
-    r = httpx.get(url, params={"room_id": room[0]}, headers=h)
-    body = assert_error(r, 429, "rate_limited")
-    assert body["limit_label"] == "connect:token"
-    assert r.headers["ratelimit-limit"] == "2"
-    assert int(r.headers["ratelimit-remaining"]) == 0
-    assert int(r.headers["ratelimit-reset"]) > time.time()
-    assert 1 <= int(r.headers["retry-after"]) <= 60
-    # Other calls are counted separately.
-    r = httpx.get(f"{small.url}/webcast/room_info", params={"room_id": room[0]}, headers=h)
-    assert r.status_code == 200, r.text
-    limits = httpx.get(f"{small.url}/webcast/rate_limits", headers=h).json()["limits"]
-    by = {(x["credential"], x["category"]): x for x in limits}
-    assert by[("token", "connect")]["remaining"] == 0 and by[("token", "connect")]["max"] == 2
-    assert by[("token", "calls")]["remaining"] == 2 and by[("token", "calls")]["max"] == 3
-    # The API key has its own counters.
-    r = httpx.get(url, params={"room_id": room[0]}, headers={"X-Api-Key": user.api_key})
-    assert r.status_code == 200
-
-
-def test_rate_limits_route(gw: httpx.Client, user: User) -> None:
-    r = gw.get(
-        "/webcast/rate_limits", headers={**bearer(user.access_token), "X-Api-Key": user.api_key}
-    )
-    assert r.status_code == 200, r.text
-    limits = r.json()["limits"]
-    assert {(x["credential"], x["category"]) for x in limits} == {
-        ("token", "connect"),
-        ("token", "calls"),
-        ("api_key", "connect"),
-        ("api_key", "calls"),
-    }
-    assert all(x["remaining"] <= x["max"] for x in limits)
-
-
-# -- audit ----------------------------------------------------------------------------------
-
-
-def test_calls_are_recorded_for_the_usage_page(
-    gateway: ServerThread, sim: ServerThread, database: Database, room: tuple[str, str]
-) -> None:
-    u = new_user(gateway.url, sim.url, database, uname("audit"))
-    pk = client_pk(database, u.app.client_id)
-    h = bearer(u.access_token)
-    for _ in range(3):
-        r = httpx.get(f"{gateway.url}/webcast/fetch", params={"room_id": room[0]}, headers=h)
-        assert r.status_code == 200
-    for _ in range(2):
-        assert httpx.get(f"{gateway.url}/webcast/fetch", headers=h).status_code == 400
-
-    def rows() -> list[dict[str, Any]]:
-        with database.session() as s:
-            found = s.scalars(
-                select(AuditEvent).where(
-                    AuditEvent.client_pk == pk, AuditEvent.kind == "webcast.call"
-                )
-            ).all()
-            return [dict(e.detail) for e in found]
-
-    def all_five() -> list[dict[str, Any]] | None:
-        got = rows()
-        return got if sum(d["count"] for d in got) >= 5 else None
-
-    got = wait_for(all_five, timeout=20)  # the recorder writes every 5 s
-    totals: dict[tuple[str, int], int] = {}
-    for d in got:
-        totals[(d["route"], d["status"])] = totals.get((d["route"], d["status"]), 0) + d["count"]
-    assert totals == {("GET /webcast/fetch", 200): 3, ("GET /webcast/fetch", 400): 2}
-    # Counted per batch, not a row per call: five quick calls fall into at most two batches.
-    assert len(got) <= 4 and max(d["count"] for d in got) >= 2
-
-
-async def test_the_recorder_keeps_a_batch_the_database_refused(tmp_path: Path) -> None:
-    database = Database(f"sqlite:///{tmp_path}/recorder.db")  # no tables yet: writes fail
-    recorder = CallRecorder(database, interval=3600)
-
-    def fetch(status: int) -> None:
-        recorder.record(
-            client_pk=None,
-            grant_id=None,
-            account_id=None,
-            route="GET /webcast/fetch",
-            status=status,
-        )
-
-    try:
-        fetch(200)
-        fetch(200)
-        await recorder.flush()
-        Base.metadata.create_all(database.engine)
-        fetch(400)
-        await recorder.flush()
-        with database.session() as s:
-            got = [dict(e.detail) for e in s.scalars(select(AuditEvent)).all()]
-        assert sorted((d["status"], d["count"]) for d in got) == [(200, 2), (400, 1)]
-    finally:
-        await recorder.aclose()
-        database.dispose()
-
-
 def test_push_server_rewrite_keeps_every_other_field() -> None:
     from TikTokLive.proto import BaseProtoMessage
 
-    from livegate.api.wsproxy import rewrite_push_server
+    from livegate.tiktok.protobuf import rewrite_push_server
 
     original = ProtoMessageFetchResult(
         messages=[BaseProtoMessage(method="WebcastChatMessage", payload=b"x" * 300, msg_id=7)],
@@ -865,52 +555,3 @@ def test_push_server_rewrite_keeps_every_other_field() -> None:
     # No push_server on the wire: the proto-class fallback leaves the result alone.
     bare = ProtoMessageFetchResult(cursor="c")
     assert rewrite_push_server(bytes(bare), lambda up: "nope") == bytes(bare)
-
-
-def test_limits_memory_storage_still_has_the_hook_livegate_overrides() -> None:
-    from limits.aio.storage import MemoryStorage
-
-    assert callable(getattr(MemoryStorage, "_MemoryStorage__schedule_expiry", None))
-
-
-async def test_lean_incr_counts_as_limits_own_memory_storage() -> None:
-    from limits import parse
-    from limits.aio.storage import MemoryStorage
-    from limits.aio.strategies import FixedWindowRateLimiter
-
-    from livegate.api.ratelimit import SweepingMemoryStorage
-
-    item = parse("3/minute")
-    theirs, ours = MemoryStorage(), SweepingMemoryStorage()
-    for storage in (theirs, ours):
-        limiter = FixedWindowRateLimiter(storage)
-        hits = [await limiter.hit(item, key) for key in ("a", "a", "b", "a", "a", "b")]
-        assert hits == [True, True, True, True, False, True]
-        stats = await limiter.get_window_stats(item, "a")
-        assert stats.remaining == 0 and stats.reset_time > time.time() + 50
-    assert ours.storage == theirs.storage
-    assert ours.expirations.keys() == theirs.expirations.keys()
-
-
-async def test_sweeping_memory_storage_counts_windows_like_limits() -> None:
-    import asyncio
-
-    from limits import parse
-    from limits.aio.strategies import FixedWindowRateLimiter
-
-    from livegate.api.ratelimit import SweepingMemoryStorage
-
-    storage = SweepingMemoryStorage()
-    limiter = FixedWindowRateLimiter(storage)
-    item = parse("2/second")
-    assert [await limiter.hit(item, "k") for _ in range(3)] == [True, True, False]
-    deadline = time.monotonic() + 5
-    while not await limiter.hit(item, "k"):  # a new window opens
-        assert time.monotonic() < deadline, "the window never reset"
-        await asyncio.sleep(0.05)
-    await limiter.hit(item, "other")
-    deadline = time.monotonic() + 5
-    while storage.storage.get(item.key_for("other")):  # expired windows are swept away
-        assert time.monotonic() < deadline, "expired windows were never swept"
-        await asyncio.sleep(0.1)
-        await limiter.hit(parse("5/second"), "tick")  # hits are what schedule the sweep

@@ -3,10 +3,10 @@
 Two layers, because the ASGI app only ever sees a request whose head uvicorn has already
 read whole:
 
-- `RequestLimits`, around the whole app (`web.Gateway.wrap`, so `/webcast/*` too): a head
-  over the limit gets 431 (header fields) or 414 (request target); a body whose
-  Content-Length is over the limit gets 413 before a byte of it is read; a chunked body gets
-  413 as soon as what the app has read of it passes the limit, and no more of it is read.
+- `RequestLimits`, middleware around every route (app.py): a head over the limit gets 431
+  (header fields) or 414 (request target); a body whose Content-Length is over the limit
+  gets 413 before a byte of it is read; a chunked body gets 413 as soon as what the app has
+  read of it passes the limit, and no more of it is read.
 - `head_limited_protocol` for `livegate serve`: uvicorn's httptools protocol, which
   otherwise buffers a head of any size (an 8 MB header line is kept, and re-copied as it
   grows), answering 431 and closing once the head being read passes the limit.
@@ -15,7 +15,6 @@ read whole:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -25,7 +24,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from livegate.config import Settings
 from livegate.errors import error_response
-from livegate.web import with_security_headers
 
 # Token, revocation, introspection and sign-in bodies are a few hundred bytes.
 OAUTH_MAX_BODY = 64 * 1024
@@ -58,10 +56,6 @@ class RequestLimits:
         self.app = app
         self.max_body = max_body
         self.max_head = max_head
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
-        return lambda app: cls(app, settings.max_body_bytes, settings.max_header_bytes)
 
     def body_limit(self, path: str) -> int:
         return (
@@ -99,7 +93,7 @@ class RequestLimits:
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1009})
         else:
-            await _refusal(scope, *refusal)(scope, receive, _secured(send))
+            await _refusal(scope, *refusal)(scope, receive, send)
 
     def _head_refusal(self, head: int, target: int) -> tuple[int, str] | None:
         if head > self.max_head:
@@ -112,7 +106,6 @@ class RequestLimits:
         """A chunked body: counted as the app reads it; 413 once it passes `limit`."""
         received = 0
         started = refused = False
-        secured = _secured(send)
 
         async def send_unless_refused(message: Message) -> None:
             nonlocal started
@@ -130,7 +123,7 @@ class RequestLimits:
                     if not started and not refused:
                         refused = True
                         message413 = f"The request body is larger than {limit} bytes."
-                        await _refusal(scope, 413, message413)(scope, receive, secured)
+                        await _refusal(scope, 413, message413)(scope, receive, send)
                     raise BodyTooLarge(limit)
             return message
 
@@ -139,17 +132,6 @@ class RequestLimits:
         except BodyTooLarge:
             if not refused:
                 raise
-
-
-def _secured(send: Send) -> Send:
-    """Our own answers skip the app's middleware: they get the security headers here."""
-
-    async def send_secured(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = with_security_headers(message.get("headers", ()))
-        await send(message)
-
-    return send_secured
 
 
 def head_limited_protocol(max_head: int) -> type[asyncio.Protocol]:

@@ -27,7 +27,6 @@ from livegate import health, metrics
 from livegate.config import Settings
 from livegate.errors import NO_STORE, LivegateError
 from livegate.requestid import REQUEST_ID, new_request_id, valid_request_id
-from livegate.web import Gateway
 
 UNMATCHED = "unmatched"  # the route label of a request no route took (404s, early refusals)
 
@@ -66,10 +65,9 @@ class TrustedPeers:
 
 
 def static_paths(app: Any) -> frozenset[str]:
-    """The paths of `app`'s routes that have no path parameter, including the routers of
-    the apps it serves ahead of FastAPI (`web.Gateway.serve_first`, until every router is
-    FastAPI's). A request answered without `scope["route"]` (the webcast fast path) on one
-    of these paths is labelled with the path itself: it is a template with nothing in it."""
+    """The paths of `app`'s routes that have no path parameter. A request answered before
+    routing (a size limit's refusal) on one of these paths is labelled with the path itself:
+    it is a template with nothing in it."""
     found: set[str] = set()
     pending, seen = [app], set()
     while pending:
@@ -81,7 +79,6 @@ def static_paths(app: Any) -> frozenset[str]:
             path = getattr(route, "path", None)
             if isinstance(path, str) and "{" not in path and not isinstance(route, Mount):
                 found.add(path)
-        pending.extend(served for _prefix, served in getattr(node, "_first", ()))
         inner = getattr(node, "app", None)
         if inner is not None:
             pending.append(inner)
@@ -194,7 +191,7 @@ def redis_ping(app: FastAPI) -> Callable[[], Any]:
     return storage.check  # type: ignore[no-any-return]
 
 
-def install(app: Gateway, settings: Settings) -> None:
+def install(app: FastAPI, settings: Settings) -> None:
     """`/healthz`, `/readyz`, `/metrics` (with LIVEGATE_METRICS_TOKEN) and `Observe` around
     everything. Call it last: `Observe` must wrap every other layer."""
     state = app.state
@@ -206,4 +203,4 @@ def install(app: Gateway, settings: Settings) -> None:
         gauges = metrics.DatabaseGauges(state.db, settings.server_keys)
         app.include_router(metrics_router(settings.metrics_token.get_secret_value(), gauges))
     trusted = TrustedPeers(settings.trusted_proxies)
-    app.wrap(lambda inner: Observe(inner, trusted, app))
+    app.add_middleware(Observe, trusted=trusted, root=app)

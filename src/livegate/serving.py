@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
@@ -35,7 +36,6 @@ from livegate.config import Settings
 from livegate.db.migrate import upgrade
 from livegate.limits import head_limited_protocol, server_limits
 from livegate.logs import setup_logging, uvicorn_log_config
-from livegate.web import Gateway
 
 log = logging.getLogger("livegate.serve")
 
@@ -46,7 +46,7 @@ HTTP_PROTOCOL = "livegate.serving:HttpProtocol"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def create_app_from_env() -> Gateway:
+def create_app_from_env() -> FastAPI:
     """The app of one worker: settings from the environment, logging as the parent's."""
     from livegate import metrics
     from livegate.app import create_app
@@ -141,7 +141,7 @@ def uvicorn_config(settings: Settings, workers: int) -> uvicorn.Config:
         port=settings.port,
         workers=workers,
         log_config=uvicorn_log_config(),
-        # The app believes forwarded headers from LIVEGATE_TRUSTED_PROXIES only (web.Gateway);
+        # The app believes forwarded headers from LIVEGATE_TRUSTED_PROXIES only (app.py);
         # uvicorn's own layer would believe them from 127.0.0.1 as well.
         proxy_headers=False,
         timeout_graceful_shutdown=settings.shutdown_timeout,

@@ -111,10 +111,16 @@ class Vault:
 
     @staticmethod
     def decrypt_session(row: TikTokSession, data_key: bytes) -> dict[str, str]:
+        return Vault.decrypt_jar(data_key, row.nonce, row.ciphertext, row.grant_id)
+
+    @staticmethod
+    def decrypt_jar(
+        data_key: bytes, nonce: bytes, ciphertext: bytes, grant_id: int
+    ) -> dict[str, str]:
+        """A session's cookie jar from its stored columns (no ORM: the webcast API's per-call
+        lookup reads them in its one query)."""
         try:
-            plain = AESGCM(data_key).decrypt(
-                row.nonce, row.ciphertext, f"grant:{row.grant_id}".encode()
-            )
+            plain = AESGCM(data_key).decrypt(nonce, ciphertext, f"grant:{grant_id}".encode())
         except InvalidTag as exc:
             raise VaultError("session does not decrypt") from exc
         jar: dict[str, str] = json.loads(plain)
@@ -161,11 +167,9 @@ class Vault:
         )
         if wrap is None:
             raise VaultError("no session for this secret")
-        kek = self._kek(self._server_key(wrap.server_key_id), secret, wrap.salt, wrap.secret_kind)
-        try:
-            data_key = AESGCM(kek).decrypt(wrap.nonce, wrap.wrapped_key, secret_digest.encode())
-        except InvalidTag as exc:
-            raise VaultError("wrapping does not open") from exc
+        data_key = self.open_key(
+            secret, wrap.secret_kind, wrap.server_key_id, wrap.salt, wrap.nonce, wrap.wrapped_key
+        )
         if wrap.server_key_id != self.current_key_id:
             wrap.salt = os.urandom(16)
             wrap.nonce = os.urandom(12)
@@ -176,6 +180,16 @@ class Vault:
         if row is None:
             raise VaultError("session gone")
         return row, data_key
+
+    def open_key(
+        self, secret: str, kind: str, server_key_id: str, salt: bytes, nonce: bytes, wrapped: bytes
+    ) -> bytes:
+        """A data key from its wrapping's stored columns, opened with the app secret."""
+        kek = self._kek(self._server_key(server_key_id), secret, salt, kind)
+        try:
+            return AESGCM(kek).decrypt(nonce, wrapped, digest(secret).encode())
+        except InvalidTag as exc:
+            raise VaultError("wrapping does not open") from exc
 
     def open(self, db: Session, secret: str) -> dict[str, str]:
         row, data_key = self.unwrap(db, secret)

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
-from livegate.api.ratelimit import client_address
 from livegate.dashboard import account as account_service
 from livegate.dashboard import sessions
 from livegate.dashboard.dependencies import (
@@ -27,6 +26,7 @@ from livegate.dashboard.dependencies import (
 from livegate.dashboard.strings import STRINGS
 from livegate.errors import LivegateError
 from livegate.login import routes as login_routes
+from livegate.ratelimit import client_address
 
 router = APIRouter(
     tags=["account"],

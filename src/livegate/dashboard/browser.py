@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
-from livegate.api.ratelimit import Limiter
 from livegate.config import Settings
 from livegate.dashboard import once, sessions
 from livegate.dashboard.csrf import COOKIE as CSRF_COOKIE
@@ -24,6 +23,7 @@ from livegate.dashboard.strings import STRINGS
 from livegate.db.models import Developer, TikTokAccount, WebSession
 from livegate.errors import NO_STORE
 from livegate.login.service import LoginService
+from livegate.ratelimit import Limiter
 from livegate.vault import Vault
 from livegate.web import templates
 

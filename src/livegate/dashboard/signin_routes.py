@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
-from livegate.api.ratelimit import client_address
 from livegate.dashboard import service, sessions
 from livegate.dashboard.browser import Browser
 from livegate.dashboard.dependencies import (
@@ -27,6 +26,7 @@ from livegate.dashboard.dependencies import (
 from livegate.dashboard.passwords import MIN_LENGTH
 from livegate.dashboard.schemas import SignInForm
 from livegate.dashboard.strings import STRINGS
+from livegate.ratelimit import client_address
 
 router = APIRouter(
     tags=["dashboard"],

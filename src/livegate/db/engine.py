@@ -10,8 +10,6 @@ from sqlalchemy import Engine, Executable, Row, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from livegate.db.changes import ChangeCounter
-
 
 def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"future": True}
@@ -42,7 +40,7 @@ def make_read_engine(url: str, engine: Engine) -> Engine:
     On PostgreSQL the main engine spends three round trips on a one-row read: the pre-ping,
     the statement inside an implicit transaction, and the ROLLBACK when the connection goes
     back to the pool. Every round trip hands the GIL back and forth with the event loop, and
-    the webcast API reads credential statuses (API keys, the WebSocket relay's tokens) in
+    the webcast API reads every call's credentials (and the WebSocket relay's tokens) in
     worker threads while calls are in flight: measured on one pinned core, a status read cost
     1.3 ms of CPU that way and 0.65 ms in autocommit without the pre-ping. SQLite reads are
     in-process: same engine.
@@ -59,7 +57,6 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.reads = make_read_engine(url, self.engine)
-        self.changes = ChangeCounter(self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     def read_first(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:

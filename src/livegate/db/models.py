@@ -263,18 +263,6 @@ class ApiKey(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
-class CredentialChanges(Base):
-    """One row; on SQLite, triggers move `generation` whenever a credential row changes.
-
-    On PostgreSQL the triggers notify instead (migration 0003); the row stays at 0 there.
-    """
-
-    __tablename__ = "credential_changes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    generation: Mapped[int] = mapped_column(BigInteger)
-
-
 class AuditEvent(Base):
     __tablename__ = "audit_events"
 

@@ -91,7 +91,7 @@ def _server(app: Any, host: str, port: int) -> uvicorn.Server:
             port=port,
             log_config=uvicorn_log_config(),
             log_level="warning",
-            proxy_headers=False,  # as `livegate serve`: see web.Gateway
+            proxy_headers=False,  # as `livegate serve`: see app.py
         )
     )
 

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from livegate.api.ratelimit import Limiter, client_address
 from livegate.bodies import BadBody, parse_json_object
 from livegate.errors import NO_STORE, LivegateError, bad_request, envelope, is_json_request
 from livegate.oauth import schemas
@@ -21,6 +20,7 @@ from livegate.oauth.endpoints.userinfo import SCOPE as USERINFO_SCOPE
 from livegate.oauth.endpoints.userinfo import userinfo as userinfo_claims
 from livegate.oauth.requests import quoted
 from livegate.oauth.service import OAuthService, TokenService
+from livegate.ratelimit import Limiter, client_address
 from livegate.web import templates
 
 router = APIRouter(tags=["oauth"])

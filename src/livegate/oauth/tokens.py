@@ -23,7 +23,7 @@ from livegate.vault import Vault
 @dataclass
 class Revoked:
     """What a transaction revoked, for whoever acts on it once it commits (the WebSocket
-    relays open on those tokens: api/wsproxy.py)."""
+    relays open on those tokens: webcast/relay.py)."""
 
     token_digests: set[str] = field(default_factory=set)
     grant_ids: set[int] = field(default_factory=set)

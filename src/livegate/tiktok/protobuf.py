@@ -1,7 +1,7 @@
 """TikTok's fetch result on the wire: a top-level walk, and the byte-exact `push_server` splice.
 
 The gateway hands a fetch result to the app exactly as TikTok sent it, except for
-`push_server` when the fetch was signed with the user's session (api/wsproxy.py says why).
+`push_server` when the fetch was signed with the user's session (webcast/relay.py says why).
 Decoding and re-encoding with the proto classes would not give TikTok's bytes back: fields
 the classes do not know are dropped, and known ones may be written in another order or form.
 So the result is walked at the top level only, and field 10 is replaced in place. The proto

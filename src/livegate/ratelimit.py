@@ -1,13 +1,10 @@
-"""livegate's one rate limiter (`Limiter`), with the `limits` library: memory storage by
-default, Redis when `settings.redis_url` is set, so that every process counts in one place.
-
-Webcast calls (`WebcastLimiter`): two categories, counted separately: `connect` (connection
-starts: fetch and connect) and `calls` (everything else). Each credential presented (access
-token, API key) has its own counters, identified by a digest prefix of the credential so
-counters never outlive it in a shared Redis.
+"""livegate's one rate limit storage and its limiter (`Limiter`), with the `limits` library:
+memory storage by default, Redis when `settings.redis_url` is set, so that every process
+counts in one place.
 
 Attempts that could guess a secret (dashboard sign-ins, client secrets, API keys) and
-sign-ups: counted per client address (`client_address`), see `Limiter`.
+sign-ups: counted per client address (`client_address`), see `Limiter`. The webcast API's
+per-credential call limits (`webcast/ratelimit.py`) count in the same storage.
 """
 
 from __future__ import annotations
@@ -18,46 +15,15 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.requests import HTTPConnection
 
-from livegate.api.errors import ApiError
 from livegate.config import Settings
 from livegate.secrets import digest
 
-CONNECT = "connect"
-CALLS = "calls"
-_NAMESPACE = "livegate-webcast"
-_CREDENTIAL_NAMES = {"token": "access token", "api_key": "API key"}
-_CATEGORY_NAMES = {CONNECT: "connection starts", CALLS: "calls"}
-MAX_KEYS = 10_000  # counter keys kept built; beyond it they are built again
-
-
-@dataclass(frozen=True)
-class Credential:
-    kind: str  # "token" | "api_key"
-    ident: str  # a digest prefix: never the credential itself
-
-
-@dataclass
-class LimitState:
-    credential: str
-    category: str
-    limit: str
-    max: int
-    remaining: int
-    reset_at: int
-
-    def public(self) -> dict[str, object]:
-        return {
-            "credential": self.credential,
-            "category": self.category,
-            "limit": self.limit,
-            "max": self.max,
-            "remaining": self.remaining,
-            "reset_at": self.reset_at,
-        }
+# Every counter's key starts with it (a shared Redis may hold other applications' keys).
+NAMESPACE = "livegate-webcast"
 
 
 class SweepingMemoryStorage(MemoryStorage):
@@ -95,7 +61,7 @@ class SweepingMemoryStorage(MemoryStorage):
         return count
 
     # Overrides MemoryStorage's private `__schedule_expiry` (name-mangled);
-    # tests/test_webcast_api.py checks that the hook still exists in the pinned limits.
+    # tests/test_webcast_limits.py checks that the hook still exists in the pinned limits.
     async def _MemoryStorage__schedule_expiry(self) -> None:
         now = time.monotonic()
         if now - self._last_sweep < self.SWEEP_EVERY:
@@ -108,7 +74,7 @@ class SweepingMemoryStorage(MemoryStorage):
 SweepingMemoryStorage.incr = SweepingMemoryStorage.lean_incr  # type: ignore[method-assign,assignment]
 
 
-def _storage(settings: Settings) -> Storage:
+def make_storage(settings: Settings) -> Storage:
     if settings.redis_url:
         url = settings.redis_url
         if not url.startswith("async+"):
@@ -117,89 +83,6 @@ def _storage(settings: Settings) -> Storage:
         assert isinstance(storage, Storage)
         return storage
     return SweepingMemoryStorage()
-
-
-class WebcastLimiter:
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
-        self.items: dict[str, RateLimitItem] = {
-            CONNECT: parse(settings.rate_limit_connect),
-            CALLS: parse(settings.rate_limit_calls),
-        }
-        self.specs = {CONNECT: settings.rate_limit_connect, CALLS: settings.rate_limit_calls}
-        self.expiries = {category: item.get_expiry() for category, item in self.items.items()}
-        self.storage = storage or _storage(settings)
-        self.limiter = FixedWindowRateLimiter(self.storage)
-        self._keys: dict[tuple[str, Credential], str] = {}
-
-    async def hit(self, category: str, credentials: list[Credential]) -> None:
-        """Count one hit on each credential; raise the 429 answer when one is exhausted.
-
-        What FixedWindowRateLimiter.hit does (`incr(key) <= amount`), with each counter's key
-        built once instead of on every call.
-        """
-        item = self.items[category]
-        expiry = self.expiries[category]
-        for cred in credentials:
-            key = self._keys.get((category, cred))
-            if key is None:
-                key = self._key(category, cred)
-            if await self.storage.incr(key, expiry) > item.amount:
-                raise await self._refusal(category, cred, item)
-
-    def _key(self, category: str, cred: Credential) -> str:
-        if len(self._keys) >= MAX_KEYS:
-            self._keys.clear()
-        key = self.items[category].key_for(_NAMESPACE, category, cred.kind, cred.ident)
-        self._keys[(category, cred)] = key
-        return key
-
-    async def _refusal(self, category: str, cred: Credential, item: RateLimitItem) -> ApiError:
-        stats = await self.limiter.get_window_stats(
-            item, _NAMESPACE, category, cred.kind, cred.ident
-        )
-        now = time.time()
-        reset = math.ceil(stats.reset_time)
-        retry = max(1, math.ceil(stats.reset_time - now))
-        label = f"{category}:{cred.kind}"
-        message = (
-            f"Too many {_CATEGORY_NAMES[category]} for this {_CREDENTIAL_NAMES[cred.kind]} "
-            f"(limit {self.specs[category]}); retry in {retry} s."
-        )
-        # RateLimit-Remaining is the remaining quota (0 here), an integer: TikTokLive 7.0.1
-        # reads it with int() as "seconds to wait" and crashes when it is missing.
-        headers = {
-            "RateLimit-Limit": str(item.amount),
-            "RateLimit-Remaining": "0",
-            "RateLimit-Reset": str(reset),
-            "Retry-After": str(retry),
-        }
-        return ApiError(
-            429,
-            message,
-            error="rate_limited",
-            headers=headers,
-            limit_label=label,
-            retry_after=retry,
-        )
-
-    async def state(self, credentials: list[Credential]) -> list[LimitState]:
-        out = []
-        for cred in credentials:
-            for category, item in self.items.items():
-                stats = await self.limiter.get_window_stats(
-                    item, _NAMESPACE, category, cred.kind, cred.ident
-                )
-                out.append(
-                    LimitState(
-                        credential=cred.kind,
-                        category=category,
-                        limit=self.specs[category],
-                        max=item.amount,
-                        remaining=int(stats.remaining),
-                        reset_at=math.ceil(stats.reset_time),
-                    )
-                )
-        return out
 
 
 @dataclass(frozen=True)
@@ -211,9 +94,10 @@ class Rule:
 
 
 def client_address(conn: HTTPConnection) -> str:
-    """The caller's address. `web.Gateway` has already replaced the TCP peer with what
-    X-Forwarded-For says when, and only when, the peer is one of `trusted_proxies`: nothing
-    else in livegate reads forwarded headers."""
+    """The caller's address. The app's outermost middleware (`app.py`, uvicorn's
+    ProxyHeadersMiddleware) has already replaced the TCP peer with what X-Forwarded-For says
+    when, and only when, the peer is one of `trusted_proxies`: nothing else in livegate reads
+    forwarded headers."""
     return conn.client.host if conn.client else "unknown"
 
 
@@ -233,9 +117,8 @@ class Limiter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.storage = _storage(settings)
+        self.storage = make_storage(settings)
         self.window = MovingWindowRateLimiter(self.storage)
-        self.webcast = WebcastLimiter(settings, self.storage)
         self._items: dict[str, RateLimitItem] = {}
         for spec in (
             settings.rate_limit_login,
@@ -263,20 +146,20 @@ class Limiter:
 
     def api_key(self, address: str) -> list[Rule]:
         """Unknown or revoked API keys on /webcast, per address."""
-        return [Rule(self.settings.rate_limit_failures, (_NAMESPACE, "api-key", address))]
+        return [Rule(self.settings.rate_limit_failures, (NAMESPACE, "api-key", address))]
 
     def sign_up(self, address: str) -> Rule:
         """Dashboard sign-ups, successful or not, per address."""
-        return Rule(self.settings.rate_limit_signup, (_NAMESPACE, "sign-up", address))
+        return Rule(self.settings.rate_limit_signup, (NAMESPACE, "sign-up", address))
 
     def account_sign_in(self, address: str) -> Rule:
         """QR sign-ins started on /account, per address."""
-        return Rule(self.settings.rate_limit_login, (_NAMESPACE, "account-sign-in", address))
+        return Rule(self.settings.rate_limit_login, (NAMESPACE, "account-sign-in", address))
 
     def _per_account(self, kind: str, address: str, account: str) -> list[Rule]:
-        rules = [Rule(self.settings.rate_limit_failures, (_NAMESPACE, kind, address))]
+        rules = [Rule(self.settings.rate_limit_failures, (NAMESPACE, kind, address))]
         if account:  # an attempt that names no account guesses nobody's secret
-            key = (_NAMESPACE, kind, address, _who(account))
+            key = (NAMESPACE, kind, address, _who(account))
             rules.append(Rule(self.settings.rate_limit_login, key))
         return rules
 

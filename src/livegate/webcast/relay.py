@@ -1,16 +1,12 @@
-"""livegate's WebSocket proxy: the push connection of a fetch signed with the user's session.
+"""livegate's WebSocket relay: the push connection of a fetch signed with the user's session.
 
-TikTok binds the push WebSocket of a fetch made with a session to that session: the handshake
-must carry the same `sessionid` cookie, or TikTok answers HTTP 200 + `handshake-msg: illegal
-secret key`. The session must never leave livegate, so when a fetch was signed with the user's
-stored session, `push_server` in the result is rewritten to
-`ws(s)://<public host>/webcast/ws/<ticket>/`. The client connects here with the usual query;
-livegate opens the original push server with the same query, the client's cookies plus the
-session cookies, and relays frames both ways until either side closes.
+TikTok binds the push WebSocket of such a fetch to the session, and the session must never
+leave livegate, so the fetch result names `/webcast/ws/<ticket>/` (tickets.py) instead. The
+client connects there with the usual query; livegate opens TikTok's push server with the same
+query, the client's cookies plus the session's (tiktok/push.py), and relays frames both ways
+until either side closes.
 
-Tickets: random, held only in this process's memory (with the upstream URL and the session
-jar), single use, valid `TICKET_TTL` seconds to start, bound to the grant and the access
-token: a token or grant that is no longer usable at handshake time (revoked, expired,
+A token or grant that is no longer usable at handshake time (revoked, expired,
 login_required) gets a refusal, and an open relay is closed with `CLOSE_REVOKED` when its
 token or grant dies (`RelayRegistry`).
 """
@@ -19,37 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import websockets
 from anyio import to_thread
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 
 from livegate.db.engine import Database
 from livegate.db.models import AccessToken, Grant, utcnow
 from livegate.oauth import tokens
-from livegate.tiktok.cookies import cookie_header
-from livegate.tiktok.http import DEFAULT_USER_AGENT
-
-# Re-exported: api/service.py takes the push_server splice from here.
-from livegate.tiktok.protobuf import rewrite_push_server as rewrite_push_server
+from livegate.tiktok.push import PushRefused, PushSocket, PushUnreachable, open_push
+from livegate.webcast.tickets import Ticket, TicketStore
 
 log = logging.getLogger(__name__)
 
-TICKET_TTL = 60.0
-OPEN_TIMEOUT = 4.0
-MAX_TICKETS = 100_000
 # The Euler WebSocket API's INVALID_AUTH. TikTokLive raises ConnectionClosedError, with this
 # code and the reason, for any close but 1000/1001 (which it takes for the stream's normal
 # end), so the app learns that its access ended rather than the LIVE.
@@ -57,85 +41,6 @@ CLOSE_REVOKED = 4401
 REVOKED_REASON = "livegate: the authorization is no longer active"
 RECHECK_EVERY = 1.0  # seconds between looks for tokens that died elsewhere (another process)
 RECHECK_BATCH = 500  # digests per statement
-
-
-@dataclass(frozen=True)
-class Ticket:
-    upstream: str  # the push_server TikTok named
-    grant_id: int
-    token_digest: str  # the access token whose fetch issued the ticket
-    cookies: dict[str, str] = field(repr=False)  # the session jar the fetch was signed with
-
-
-# How the store holds a ticket until it is taken: (created, upstream, grant_id, token_digest,
-# the jar as JSON). A plain tuple of strings and numbers, which the garbage collector stops
-# tracking at its first pass: a busy gateway holds tens of thousands of tickets (one per fetch,
-# for TICKET_TTL), and held as dataclasses with a dict each, every full collection walked
-# them all (8.6-12.6 ms pauses at 64 concurrent fetches). A tuple subclass (NamedTuple) would
-# stay tracked.
-_Held = tuple[float, str, int, str, str]
-
-
-TICKET_BYTES = 24
-_RANDOM_BATCH = TICKET_BYTES * 256
-_random = bytearray()
-
-
-def _random_id() -> str:
-    """TICKET_BYTES from the OS's CSPRNG as hex. The bytes are drawn in batches: one
-    getrandom call per ticket was the costliest step of a token fetch at one poll per 100 ms."""
-    if len(_random) < TICKET_BYTES:
-        _random[:] = os.urandom(_RANDOM_BATCH)
-    chunk = _random[-TICKET_BYTES:]
-    del _random[-TICKET_BYTES:]
-    return chunk.hex()
-
-
-# A forked child must not hand out the parent's remaining bytes again.
-os.register_at_fork(after_in_child=_random.clear)
-
-
-class TicketStore:
-    def __init__(self, ttl: float = TICKET_TTL) -> None:
-        self.ttl = ttl
-        self._tickets: dict[str, _Held] = {}
-
-    def issue(
-        self, upstream: str, grant_id: int, token_digest: str, cookies: dict[str, str]
-    ) -> str:
-        self._prune()
-        ticket = _random_id()
-        self._tickets[ticket] = (
-            time.monotonic(),
-            upstream,
-            grant_id,
-            token_digest,
-            json.dumps(cookies),
-        )
-        return ticket
-
-    def take(self, ticket: str) -> Ticket | None:
-        held = self._tickets.pop(ticket, None)  # single use, whatever happens next
-        if held is None or time.monotonic() - held[0] > self.ttl:
-            return None
-        _created, upstream, grant_id, token_digest, jar = held
-        return Ticket(upstream, grant_id, token_digest, json.loads(jar))
-
-    def _prune(self) -> None:
-        # Insertion order is creation order: expired tickets are always at the front.
-        cutoff = time.monotonic() - self.ttl
-        tickets = self._tickets
-        while tickets:
-            oldest = next(iter(tickets))
-            if tickets[oldest][0] >= cutoff and len(tickets) < MAX_TICKETS:
-                break
-            del tickets[oldest]
-
-
-def ws_base(public_url: str) -> str:
-    if public_url.startswith("https://"):
-        return "wss://" + public_url[len("https://") :]
-    return "ws://" + public_url.removeprefix("http://")
 
 
 _LIVE_TOKENS = (
@@ -240,7 +145,7 @@ async def _deny(ws: WebSocket, status: int, handshake_status: str, message: str)
     await ws.send_denial_response(Response(b"", status_code=status, headers=headers))
 
 
-class WebSocketProxy:
+class WebSocketRelay:
     def __init__(
         self,
         tickets: TicketStore,
@@ -268,48 +173,26 @@ class WebSocketProxy:
             await _deny(ws, 200, "415", REVOKED_REASON)
             return
         query = ws.scope.get("query_string", b"").decode("latin-1")
-        url = ticket.upstream + ("?" + query if query else "")
-        cookies = {**dict(ws.cookies), **ticket.cookies}
-        headers = {
-            "Cookie": cookie_header(cookies),
-            "User-Agent": ws.headers.get("user-agent") or DEFAULT_USER_AGENT,
-        }
-        offered = list(ws.scope.get("subprotocols") or [])
         try:
-            upstream = await ws_connect(
-                url,
-                subprotocols=offered or None,  # type: ignore[arg-type]
-                additional_headers=headers,
-                open_timeout=OPEN_TIMEOUT,
-                ping_interval=None,
-                ping_timeout=None,
-                close_timeout=2,
-                max_size=None,
-                compression=None,
-                proxy=None,
+            upstream = await open_push(
+                ticket.upstream + ("?" + query if query else ""),
+                cookies={**dict(ws.cookies), **ticket.cookies},
+                user_agent=ws.headers.get("user-agent"),
+                subprotocols=list(ws.scope.get("subprotocols") or []),
             )
-        except websockets.exceptions.InvalidStatus as exc:
-            resp = exc.response
-            log.info("upstream refused the WebSocket handshake (HTTP %s)", resp.status_code)
-            await _deny(
-                ws,
-                resp.status_code if resp.status_code in (200, 400, 403, 404) else 200,
-                resp.headers.get("handshake-status", str(resp.status_code)),
-                resp.headers.get("handshake-msg", "upstream refused the WebSocket"),
-            )
+        except PushRefused as exc:
+            status = exc.status if exc.status in (200, 400, 403, 404) else 200
+            await _deny(ws, status, exc.handshake_status, exc.handshake_msg)
             return
-        except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-            log.info("upstream WebSocket unreachable: %s", type(exc).__name__)
+        except PushUnreachable:
             await _deny(ws, 200, "502", "livegate: TikTok's push server is unreachable")
             return
-        accept_headers = []
-        options = upstream.response.headers.get("handshake-options") if upstream.response else None
-        if options:
-            accept_headers.append((b"handshake-options", options.encode("latin-1")))
+        options = upstream.handshake_options
+        accept_headers = [(b"handshake-options", options.encode("latin-1"))] if options else []
         await ws.accept(subprotocol=upstream.subprotocol, headers=accept_headers)
         await self._relay(ws, upstream, relay)
 
-    async def _relay(self, ws: WebSocket, upstream: ClientConnection, relay: Relay) -> None:
+    async def _relay(self, ws: WebSocket, upstream: PushSocket, relay: Relay) -> None:
         async def client_to_upstream() -> None:
             while True:
                 message = await ws.receive()
@@ -322,32 +205,39 @@ class WebSocketProxy:
                     await upstream.send(message["text"])
 
         async def upstream_to_client() -> None:
-            async for message in upstream:
+            async for message in upstream.frames():
                 if isinstance(message, bytes):
                     await ws.send_bytes(message)
                 else:
                     await ws.send_text(message)
 
-        tasks = [
-            asyncio.create_task(client_to_upstream()),
-            asyncio.create_task(upstream_to_client()),
-            asyncio.create_task(relay.ended.wait()),
-        ]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await _first_of(client_to_upstream(), upstream_to_client(), relay.ended.wait())
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            code = upstream.close_code or 1000
-            with contextlib.suppress(Exception):
-                await upstream.close()
-            reason = ""
-            if relay.ended.is_set():
-                code, reason = CLOSE_REVOKED, REVOKED_REASON
-            elif not (code in (1000, 1001) or 3000 <= code < 5000):
-                code = 1000
-            with contextlib.suppress(Exception, WebSocketDisconnect):
-                await ws.close(code=code, reason=reason)
+            await self._close(ws, upstream, relay)
+
+    @staticmethod
+    async def _close(ws: WebSocket, upstream: PushSocket, relay: Relay) -> None:
+        code = upstream.close_code or 1000
+        with contextlib.suppress(Exception):
+            await upstream.close()
+        reason = ""
+        if relay.ended.is_set():
+            code, reason = CLOSE_REVOKED, REVOKED_REASON
+        elif not (code in (1000, 1001) or 3000 <= code < 5000):
+            code = 1000
+        with contextlib.suppress(Exception, WebSocketDisconnect):
+            await ws.close(code=code, reason=reason)
+
+
+async def _first_of(*waits: Awaitable[object]) -> None:
+    """Run the coroutines until the first one ends; cancel and await the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
