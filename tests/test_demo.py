@@ -71,8 +71,14 @@ def test_sample_app_connects_and_shows_scopes_and_profile(
     user = connect(sample, gateway, sim, "sampleviewer")
     page = user.get("/").text
     assert "Signed in as <strong>@sampleviewer</strong>" in page
-    scopes = re.findall(r"<li><code>([^<]+)</code></li>", page)
-    assert scopes == SCOPE.split()
+    scopes = re.findall(r'<li data-scope="([^"]+)"><strong>([^<]+)</strong>', page)
+    assert scopes == [
+        ("webcast:fetch", "Read LIVE events"),
+        ("user:info", "Read your profile"),
+        ("webcast:bulk_live_check", "Check who is live"),
+    ]
+    # Lifetimes in words, not "2591998 s".
+    assert "renews in 1 hour" in page and "again in 30 days" in page
     assert "Authorization failed" not in page
 
 
