@@ -26,7 +26,7 @@ from livegate.oauth.service import OAuthService
 from livegate.tiktok.http import make_http_client
 from livegate.tiktok.passport import PassportClient
 from livegate.vault import Vault
-from livegate.web import STATIC_DIR, Gateway, SecurityHeaders
+from livegate.web import STATIC_DIR, Gateway, SecurityHeaders, favicon
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # The dashboard and /account; also sets logins.on_account_login.
     dashboard_routes.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     app.add_middleware(SecurityHeaders)
     # Outside everything, /webcast/* included: sizes are checked before a request is read.
     app.wrap(RequestLimits.from_settings(settings))

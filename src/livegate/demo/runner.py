@@ -229,6 +229,14 @@ async def run_servers(
         seeder.cancel()
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
             await seeder
+    for s in servers:
+        if s.force_exit:
+            # A second Ctrl-C stops uvicorn without waiting for connections and without the
+            # app's shutdown; left pending, the app's lifespan is cancelled at exit and
+            # uvicorn logs that as an error with a traceback.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SHUTDOWN_GRACE):
+                    await s.lifespan.shutdown()
     return True
 
 

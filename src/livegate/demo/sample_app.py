@@ -209,6 +209,9 @@ def create_sample_app(cfg: SampleConfig) -> FastAPI:
         if params.get("error"):
             sess.error = params.get("error_description") or params["error"]
             return RedirectResponse("/", status_code=303)
+        if not sess.state and sess.token:
+            # Back to a sign-in that already finished: nothing to do again.
+            return RedirectResponse("/", status_code=303)
         if not sess.state or params.get("state") != sess.state:
             sess.error = "state mismatch: start again"
             return RedirectResponse("/", status_code=303)
