@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,10 +23,19 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import Browser, BrowserContext, Locator, Page
 
 from livegate.db.engine import Database
 from livegate.demo.sample_app import SampleConfig, create_sample_app
 from livegate.oauth.clients import create_client
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    Console,
+    chromium_fixture,  # noqa: F401
+    expect,
+    screenshot,
+)
 from tests.flows import phone, sim_account, wait_status
 from tests.flows import start_qr as start_qr_flow
 from tests.servers import ServerThread, free_port, wait_for
@@ -369,6 +379,109 @@ def test_simulator_walkthrough_runs_as_written(demo: Demo) -> None:
     assert userinfo["uniqueId"] == "curl_viewer"
     room = next(a for a in answers if "room_id" in a)
     assert room["is_live"] is True and room["room_id"] == demo_room(demo)["room_id"]
+
+
+async def sign_in_to_qr(page: Page, demo: Demo) -> None:
+    """From the sample app to the QR page, as the README says: Connect, then Continue."""
+    first = await page.goto(demo.app)
+    assert first is not None and first.headers.get("cache-control") == "no-store"
+    await page.get_by_role("link", name="Connect TikTok").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Connect Sample LIVE app to your TikTok account"
+    )
+    await page.get_by_role("button", name="Continue with TikTok").click()
+    await page.wait_for_url(re.compile(r"/tiktok/oauth/login/[^/?]+$"))
+
+
+async def confirm_in_new_tab(context: BrowserContext, link: Locator, name: str) -> Page:
+    """Follow the phone link: it opens the simulator's phone page in a new tab."""
+    assert await link.get_attribute("target") == "_blank"
+    assert "noopener" in (await link.get_attribute("rel") or "").split()
+    async with context.expect_page() as opened:
+        await link.click()
+    tab = await opened.value
+    await expect(tab.get_by_role("heading", level=1)).to_have_text(
+        "Log in to TikTok on your computer?"
+    )
+    await tab.get_by_label(re.compile(r"create (a new |an )?account", re.I)).fill(name)
+    await tab.get_by_role("button", name="Confirm").click()
+    await expect(tab.get_by_role("heading", level=1)).to_have_text("Logged in")
+    return tab
+
+
+async def shows_connection(page: Page, demo: Demo, name: str) -> None:
+    """The sign-in tab moved on to the app by itself, and the app shows the connection."""
+    await page.wait_for_url(demo.app + "/")
+    await expect(page.locator("#who")).to_contain_text(f"@{name}")
+    await expect(page.locator("#scopes")).to_contain_text("Read LIVE events")
+    await expect(page.locator("#chat-status")).to_have_text("connected to @demo_streamer")
+    await expect(page.locator("#chat li").first).to_be_visible(timeout=30_000)
+    kind = await page.evaluate("performance.getEntriesByType('navigation')[0].type")
+    assert kind == "navigate", "the app page was reloaded"
+
+
+@pytest.mark.browser
+async def test_desktop_journey_through_the_phone_link_in_a_new_tab(
+    demo: Demo, chromium: Browser
+) -> None:
+    console = Console()
+    context = await chromium.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
+    console.watch(context)
+    missing: list[str] = []
+    context.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    try:
+        page = await context.new_page()
+        await sign_in_to_qr(page, demo)
+        await screenshot(page, "demo-qr")
+        link = page.get_by_role("link", name="On your phone? Open this sign-in in the TikTok app")
+        name = "desk_" + secrets.token_hex(3)
+        tab = await confirm_in_new_tab(context, link, name)
+        await screenshot(tab, "demo-phone-tab")
+        await shows_connection(page, demo, name)
+        await screenshot(page, "demo-app-connected")
+        # Closing the chat tab must not print a traceback (the Ctrl-C test reads the output).
+        await page.close()
+        fresh = await context.new_page()
+        await fresh.goto(demo.app)
+        await expect(fresh.locator("#who")).to_contain_text(f"@{name}")
+        await fresh.close()
+    finally:
+        await context.close()
+    assert missing == []
+    assert console.csp_violations() == [], console.messages
+    assert [m for m in console.messages if m.startswith("pageerror")] == []
+
+
+@pytest.mark.browser
+async def test_on_a_phone_the_qr_page_leads_with_open_in_the_tiktok_app(
+    demo: Demo, chromium: Browser
+) -> None:
+    context = await chromium.new_context(
+        viewport=PHONE,  # type: ignore[arg-type]
+        is_mobile=True,
+        has_touch=True,
+    )
+    try:
+        page = await context.new_page()
+        await sign_in_to_qr(page, demo)
+        button = page.get_by_role("link", name="Open in the TikTok app", exact=True)
+        await expect(button).to_be_visible()
+        box = await button.bounding_box()
+        qr = await page.locator("#qr").bounding_box()
+        assert box is not None and qr is not None
+        # A big button, above the code (which a phone cannot scan on its own screen).
+        assert box["height"] >= 44 and box["width"] >= PHONE["width"] * 0.75, box
+        assert box["y"] + box["height"] <= qr["y"], (box, qr)
+        size = await button.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+        assert size >= 16
+        fits = await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert fits
+        await screenshot(page, "demo-qr-on-phone")
+        name = "mob_" + secrets.token_hex(3)
+        await confirm_in_new_tab(context, button, name)
+        await shows_connection(page, demo, name)
+    finally:
+        await context.close()
 
 
 def test_busy_port_is_one_line_naming_it(tmp_path: Path) -> None:
