@@ -26,7 +26,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page
 
 from livegate.db.engine import Database
-from livegate.demo.sample_app import SampleConfig, create_sample_app
+from livegate.demo.sample_app import REVOKED, SampleConfig, create_sample_app
 from livegate.oauth.clients import create_client
 from tests.browser import (
     DESKTOP,
@@ -44,15 +44,14 @@ SCOPE = "webcast:fetch user:info webcast:bulk_live_check"
 
 
 @pytest.fixture(scope="module")
-def sample(gateway: ServerThread, database: Database) -> Iterator[ServerThread]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+def sample_cfg(gateway: ServerThread, database: Database) -> SampleConfig:
+    url = f"http://127.0.0.1:{free_port()}"
     with database.session() as s:
         new = create_client(
             s, name="Sample LIVE app", redirect_uris=[f"{url}/callback"], scope=SCOPE
         )
     assert new.client_secret
-    cfg = SampleConfig(
+    return SampleConfig(
         gateway_url=gateway.url,
         gateway_api_url=gateway.url,
         public_url=url,
@@ -61,7 +60,12 @@ def sample(gateway: ServerThread, database: Database) -> Iterator[ServerThread]:
         scope=SCOPE,
         room_unique_id="demo_streamer",
     )
-    server = ServerThread(create_sample_app(cfg), port=port).start()
+
+
+@pytest.fixture(scope="module")
+def sample(sample_cfg: SampleConfig) -> Iterator[ServerThread]:
+    port = int(sample_cfg.public_url.rsplit(":", 1)[1])
+    server = ServerThread(create_sample_app(sample_cfg), port=port).start()
     yield server
     server.stop()
 
@@ -149,6 +153,39 @@ def test_sample_app_streams_live_chat_through_livegate(
                     if "after connect" in seen:
                         break
     assert "before connect" in seen and "after connect" in seen
+
+
+def test_sample_app_pages_are_never_cached(sample: ServerThread) -> None:
+    # Back after the sign-in must not show a stale "Connect TikTok".
+    with httpx.Client(base_url=sample.url, timeout=10) as user:
+        for path in ("/", "/login", "/callback?error=access_denied"):
+            r = user.get(path, follow_redirects=False)
+            assert r.headers["cache-control"] == "no-store", path
+
+
+def test_sample_app_says_when_access_was_revoked(
+    sample: ServerThread, sample_cfg: SampleConfig, gateway: ServerThread, sim: ServerThread
+) -> None:
+    user = connect(sample, gateway, sim, "revokedviewer")
+    assert "<h2>Connected</h2>" in user.get("/").text
+    token = sample_cfg.sessions[user.cookies["sample_sid"]].token
+    assert token is not None
+    # The user disconnects the app at livegate (/account does the same to the grant).
+    r = httpx.post(
+        f"{gateway.url}/tiktok/oauth/revoke",
+        data={"token": token["refresh_token"], "token_type_hint": "refresh_token"},
+        auth=(sample_cfg.client_id, sample_cfg.client_secret),
+    )
+    assert r.status_code == 200
+    with user.stream("GET", "/chat/stream", timeout=20) as stream:
+        body = stream.read().decode()
+    assert body == f"event: revoked\ndata: {json.dumps({'message': REVOKED})}\n\n"
+    page = user.get("/").text
+    assert REVOKED in page and 'href="/login"' in page
+    assert "Connected" not in page and "{" not in page
+    # Said once; the page then simply offers to connect.
+    again = user.get("/").text
+    assert REVOKED not in again and 'href="/login"' in again
 
 
 # -- `livegate demo`, run as a user runs it ------------------------------------------------
@@ -428,7 +465,15 @@ async def test_desktop_journey_through_the_phone_link_in_a_new_tab(
     context = await chromium.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
     console.watch(context)
     missing: list[str] = []
-    context.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    # No missing resource (a favicon, say); a 404 page asked for on purpose is no resource.
+    context.on(
+        "response",
+        lambda r: (
+            missing.append(r.url)
+            if r.status == 404 and r.request.resource_type != "document"
+            else None
+        ),
+    )
     try:
         page = await context.new_page()
         await sign_in_to_qr(page, demo)
