@@ -418,10 +418,12 @@ def test_simulator_walkthrough_runs_as_written(demo: Demo) -> None:
     assert room["is_live"] is True and room["room_id"] == demo_room(demo)["room_id"]
 
 
-async def sign_in_to_qr(page: Page, demo: Demo) -> None:
+async def sign_in_to_qr(page: Page, demo: Demo, shots: str | None = None) -> None:
     """From the sample app to the QR page, as the README says: Connect, then Continue."""
     first = await page.goto(demo.app)
     assert first is not None and first.headers.get("cache-control") == "no-store"
+    if shots:
+        await screenshot(page, f"{shots}-app-start")
     await page.get_by_role("link", name="Connect TikTok").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(
         "Connect Sample LIVE app to your TikTok account"
@@ -476,7 +478,7 @@ async def test_desktop_journey_through_the_phone_link_in_a_new_tab(
     )
     try:
         page = await context.new_page()
-        await sign_in_to_qr(page, demo)
+        await sign_in_to_qr(page, demo, shots="demo")
         await screenshot(page, "demo-qr")
         link = page.get_by_role("link", name="On your phone? Open this sign-in in the TikTok app")
         name = "desk_" + secrets.token_hex(3)
