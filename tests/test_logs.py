@@ -98,3 +98,25 @@ def test_json_log_lines_are_redacted_too() -> None:
     line = json.loads(buf.getvalue().strip().splitlines()[-1])
     assert line["level"] == "info" and line["logger"] == "livegate.test"
     assert "secret1" not in line["event"] and "secret2" not in line["event"]
+
+
+def test_websocket_close_codes_are_not_redacted() -> None:
+    # websockets' repr of a close frame, as it appears in TikTokLive's and uvicorn's lines.
+    line = (
+        "ConnectionClosedError(None, Close(code=<CloseCode.NORMAL_CLOSURE: 1000>, reason=''), "
+        "None) sent 1000 (OK); relay closed with code=4401"
+    )
+    assert redact(line) == line
+
+
+def test_oauth_codes_are_redacted_beside_close_codes() -> None:
+    line = (
+        "GET /callback?code=lg_ac_secretvalue&state=s HTTP/1.1 200 "
+        "code=Xy7-secret_long_value; code=123456 code=1234-abcd "
+        "Close(code=<CloseCode.GOING_AWAY: 1001>, reason='')"
+    )
+    out = redact(line)
+    for secret in ("secretvalue", "Xy7-secret_long_value", "123456", "1234-abcd"):
+        assert secret not in out, out
+    assert "Close(code=<CloseCode.GOING_AWAY: 1001>, reason='')" in out
+    assert "state=s" in out

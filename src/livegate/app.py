@@ -27,7 +27,7 @@ from livegate.ratelimit import Limiter
 from livegate.tiktok.http import make_http_client
 from livegate.tiktok.passport import PassportClient
 from livegate.vault import Vault
-from livegate.web import STATIC_DIR, SecurityHeaders
+from livegate.web import STATIC_DIR, SecurityHeaders, favicon
 from livegate.webcast import routes as webcast_routes
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # The dashboard and /account; also sets logins.on_account_login.
     dashboard_routes.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     add_middleware(app, settings)
     # /healthz, /readyz, /metrics; the request id and HTTP metrics, outside everything.
     observability.install(app, settings)

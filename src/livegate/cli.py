@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import uvicorn
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.migrate import upgrade
+from livegate.demo import DEMO_DIR, cli_invocation, shown_path
 from livegate.logs import setup_logging, uvicorn_log_config
 from livegate.oauth import clients as client_service
 
@@ -42,6 +45,36 @@ def _settings(**overrides: Any) -> Settings:
 def _database(settings: Settings) -> Database:
     upgrade(settings.db_url)
     return Database(settings.db_url)
+
+
+def _announce_database(settings: Settings) -> None:
+    """Say on stderr which database this command works on: a command run from the wrong
+    directory would otherwise quietly create an empty database of its own."""
+    url = make_url(settings.db_url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        typer.echo(f"livegate: database {url.render_as_string(hide_password=True)}", err=True)
+        return
+    path = Path(url.database).resolve()
+    new = "" if path.exists() else " (new, empty)"
+    typer.echo(
+        f"livegate: database {shown_path(path)}{new}; LIVEGATE_DATA_DIR or "
+        "LIVEGATE_DATABASE_URL chooses another",
+        err=True,
+    )
+    demo = (DEMO_DIR / "livegate.db").resolve()
+    if demo.exists() and demo != path:
+        typer.echo(
+            f"livegate: the demo's database is {DEMO_DIR}/livegate.db: to use it, run "
+            f"LIVEGATE_DATA_DIR={DEMO_DIR} {cli_invocation()} ...",
+            err=True,
+        )
+
+
+def _admin_database(settings: Settings | None = None) -> Database:
+    """The database of the admin commands (clients, apikeys, developers, keys, db purge)."""
+    settings = settings or _settings()
+    _announce_database(settings)
+    return _database(settings)
 
 
 def _print_json(data: Any) -> None:
@@ -104,7 +137,7 @@ def db_purge() -> None:
     """Delete expired codes, tokens, wrappings and pending logins."""
     from livegate.housekeeping import purge_all
 
-    counts = purge_all(_database(_settings()))
+    counts = purge_all(_admin_database())
     _print_json(counts)
 
 
@@ -135,7 +168,7 @@ def clients_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Register a client; its secret is printed once."""
-    database = _database(_settings())
+    database = _admin_database()
     try:
         with database.session() as session:
             new = client_service.create_client(
@@ -164,7 +197,7 @@ def clients_create(
 @clients_app.command("list")
 def clients_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List every client."""
-    with _database(_settings()).session() as session:
+    with _admin_database().session() as session:
         rows = [_client_dict(r) for r in client_service.list_clients(session)]
     if as_json:
         _print_json(rows)
@@ -192,7 +225,7 @@ def _require_client(session: Any, client_id: str) -> Any:
 @clients_app.command("show")
 def clients_show(client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show one client."""
-    with _database(_settings()).session() as session:
+    with _admin_database().session() as session:
         data = _client_dict(_require_client(session, client_id))
     _print_json(data) if as_json else console.print(data)
 
@@ -203,7 +236,7 @@ def clients_rotate_secret(
 ) -> None:
     """Issue a new secret; the old one works for LIVEGATE_SECRET_GRACE_PERIOD seconds."""
     settings = _settings()
-    with _database(settings).session() as session:
+    with _admin_database(settings).session() as session:
         row = _require_client(session, client_id)
         try:
             secret = client_service.rotate_secret(session, row, settings.secret_grace_period)
@@ -220,7 +253,7 @@ def clients_delete(
     client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """Delete a client; every grant and token it has dies at once."""
-    with _database(_settings()).session() as session:
+    with _admin_database().session() as session:
         client_service.delete_client(session, _require_client(session, client_id))
     _print_json({"deleted": client_id}) if as_json else console.print(f"deleted {client_id}")
 
@@ -236,7 +269,7 @@ def apikeys_create(
     """Create an API key; it is printed once."""
     from livegate.apikeys import create_api_key
 
-    with _database(_settings()).session() as session:
+    with _admin_database().session() as session:
         client_pk = _require_client(session, client_id).id if client_id else None
         key, row = create_api_key(session, name=name, client_pk=client_pk)
         data = {"id": row.id, "api_key": key, "name": row.name, "client_id": client_id}
@@ -268,7 +301,7 @@ def developers_create(
         err.print("error: give --password-stdin or --password")
         raise typer.Exit(2)
     try:
-        with _database(_settings()).session() as session:
+        with _admin_database().session() as session:
             row = create_developer(session, email, password, is_admin=admin)
             data = {"id": row.id, "email": row.email, "admin": row.is_admin}
     except DashboardError as exc:
@@ -284,7 +317,7 @@ def developers_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
 
     from livegate.db.models import Developer
 
-    with _database(_settings()).session() as session:
+    with _admin_database().session() as session:
         rows = [
             {"id": d.id, "email": d.email, "admin": d.is_admin, "created_at": d.created_at}
             for d in session.scalars(select(Developer).order_by(Developer.id))
@@ -306,7 +339,7 @@ def keys_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     from livegate.vault import Vault
 
     settings = _settings()
-    with _database(settings).session() as session:
+    with _admin_database(settings).session() as session:
         rows = Vault(settings.server_keys).key_status(session)
     data = [
         {"key_id": kid, "wrappings": n, "configured": conf, "position": i if conf else None}

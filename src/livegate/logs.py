@@ -17,7 +17,13 @@ _SECRET_PARAMS = (
     "verifyFp|s_v_web_id|odin_tt|passport_csrf_token|tt_csrf_token|X-Bogus|X-Gnarly"
 )
 _PATTERNS = [
-    (re.compile(rf"(?i)\b({_SECRET_PARAMS})=([^&\s\"';,]+)"), r"\1=[redacted]"),
+    # A value that is an object's repr (`code=<CloseCode.NORMAL_CLOSURE: 1000>`, as
+    # websockets writes a close frame) or a number of up to four digits (a WebSocket close
+    # code, an HTTP status) is no secret: redacting it only garbles the line.
+    (
+        re.compile(rf"(?i)\b({_SECRET_PARAMS})=(?!<|\d{{1,4}}(?![^&\s\"';,]))([^&\s\"';,]+)"),
+        r"\1=[redacted]",
+    ),
     (re.compile(r"\blg_(at|rt|ac|cs|ak)_[A-Za-z0-9_\-]+"), r"lg_\1_[redacted]"),
     # Pending-login ids are bearer-like: whoever holds one (and the cookie) drives the sign-in.
     (re.compile(r"(/tiktok/oauth/login/)[A-Za-z0-9_\-]+"), r"\1[redacted]"),

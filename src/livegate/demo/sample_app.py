@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 from authlib.common.security import generate_token
+from authlib.integrations.base_client import OAuthError
 
 with warnings.catch_warnings():
     # Authlib 1.9 flags its httpx integration in favour of an httpx2 package we don't use.
@@ -26,11 +29,14 @@ with warnings.catch_warnings():
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+
+from livegate.oauth.scopes import CATALOGUE
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 COOKIE = "sample_sid"
+REVOKED = "Access was revoked — connect again."
 
 
 @dataclass
@@ -40,6 +46,7 @@ class UserSession:
     token: dict[str, Any] | None = None
     userinfo: dict[str, Any] | None = None
     error: str | None = None
+    notice: str | None = None
 
 
 @dataclass
@@ -52,10 +59,18 @@ class SampleConfig:
     scope: str
     room_unique_id: str
     sessions: dict[str, UserSession] = field(default_factory=dict)
+    # One queue per open chat stream; None in it ends the stream (close_streams).
+    streams: set[asyncio.Queue[bytes | None]] = field(default_factory=set)
 
     @property
     def redirect_uri(self) -> str:
         return f"{self.public_url}/callback"
+
+
+def close_streams(cfg: SampleConfig) -> None:
+    """End every open chat stream, so that the server can stop without waiting on them."""
+    for queue in list(cfg.streams):
+        queue.put_nowait(None)
 
 
 def _oauth(cfg: SampleConfig, **kwargs: Any) -> AsyncOAuth2Client:
@@ -69,9 +84,80 @@ def _oauth(cfg: SampleConfig, **kwargs: Any) -> AsyncOAuth2Client:
     )
 
 
+def duration(seconds: float) -> str:
+    """`2591998` as "30 days", `3599` as "1 hour": the largest unit it (nearly) reaches."""
+    seconds = max(0, round(seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size * 0.95:
+            n = round(seconds / size)
+            return f"{n} {unit}{'' if n == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def _scopes(token: dict[str, Any]) -> list[dict[str, str]]:
+    """The granted scopes in words (livegate's catalogue), each with its code."""
+    out = []
+    for name in str(token.get("scope") or "").split():
+        info = CATALOGUE.get(name)
+        title, description = (info.title, info.description) if info else (name, "")
+        out.append({"name": name, "title": title, "description": description})
+    return out
+
+
+def _keep(token: dict[str, Any]) -> dict[str, Any]:
+    """The token response, with the refresh token's end as a time (its `_in` goes stale)."""
+    kept = dict(token)
+    if "refresh_expires_in" in kept:
+        kept["refresh_expires_at"] = time.time() + float(kept["refresh_expires_in"])
+    return kept
+
+
+async def _userinfo(cfg: SampleConfig, access_token: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.get(
+            f"{cfg.gateway_api_url}/tiktok/oauth/userinfo",
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+
+
+async def _check_access(cfg: SampleConfig, sess: UserSession) -> None:
+    """Whether the user's grant still stands: refreshes an expired access token, and forgets
+    the tokens (with a notice) when livegate no longer accepts them."""
+    if not sess.token:
+        return
+    try:
+        info = await _userinfo(cfg, sess.token["access_token"])
+        if info.status_code == 401:
+            async with _oauth(cfg) as client:
+                token = await client.refresh_token(
+                    f"{cfg.gateway_api_url}/tiktok/oauth/token",
+                    refresh_token=sess.token["refresh_token"],
+                )
+            sess.token = _keep(token)
+            info = await _userinfo(cfg, sess.token["access_token"])
+    except OAuthError:
+        sess.token = sess.userinfo = None
+        sess.notice = REVOKED
+        return
+    except httpx.HTTPError:
+        return  # livegate unreachable: show what we had
+    if info.status_code == 200:
+        sess.userinfo = info.json()
+
+
 def create_sample_app(cfg: SampleConfig) -> FastAPI:
     app = FastAPI(title="livegate sample app", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.middleware("http")
+    async def no_store(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if not request.url.path.startswith("/static/"):
+            # The pages change with the user's connection: Back must never show a stale one.
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     def session_of(request: Request) -> tuple[str, UserSession]:
         sid = request.cookies.get(COOKIE) or secrets.token_urlsafe(16)
@@ -84,12 +170,25 @@ def create_sample_app(cfg: SampleConfig) -> FastAPI:
     @app.get("/")
     async def home(request: Request) -> Response:
         sid, sess = session_of(request)
-        response = templates.TemplateResponse(
-            request,
-            "sample.html",
-            {"cfg": cfg, "sess": sess, "scopes": (sess.token or {}).get("scope", "").split()},
-        )
+        await _check_access(cfg, sess)
+        token = sess.token or {}
+        now = time.time()
+        # A notice ("access was revoked") is shown once.
+        notice, sess.notice = sess.notice, None
+        context = {
+            "cfg": cfg,
+            "sess": sess,
+            "notice": notice,
+            "scopes": _scopes(token),
+            "access_left": duration(float(token.get("expires_at") or now) - now),
+            "refresh_left": duration(float(token.get("refresh_expires_at") or now) - now),
+        }
+        response = templates.TemplateResponse(request, "sample.html", context)
         return with_cookie(response, sid)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/login")
     async def login(request: Request) -> Response:
@@ -106,8 +205,12 @@ def create_sample_app(cfg: SampleConfig) -> FastAPI:
     async def callback(request: Request) -> Response:
         _sid, sess = session_of(request)
         params = request.query_params
+        sess.notice = None
         if params.get("error"):
             sess.error = params.get("error_description") or params["error"]
+            return RedirectResponse("/", status_code=303)
+        if not sess.state and sess.token:
+            # Back to a sign-in that already finished: nothing to do again.
             return RedirectResponse("/", status_code=303)
         if not sess.state or params.get("state") != sess.state:
             sess.error = "state mismatch: start again"
@@ -119,7 +222,7 @@ def create_sample_app(cfg: SampleConfig) -> FastAPI:
                 code_verifier=sess.verifier,
             )
             info = await client.get(f"{cfg.gateway_api_url}/tiktok/oauth/userinfo")
-        sess.token = dict(token)
+        sess.token = _keep(token)
         sess.userinfo = info.json() if info.status_code == 200 else None
         sess.error = None
         sess.state = sess.verifier = None
@@ -144,7 +247,7 @@ def create_sample_app(cfg: SampleConfig) -> FastAPI:
         if not sess.token:
             return Response("not connected", status_code=401)
         token = sess.token["access_token"]
-        return StreamingResponse(_chat_events(cfg, token, request), media_type="text/event-stream")
+        return StreamingResponse(_chat_events(cfg, token), media_type="text/event-stream")
 
     return app
 
@@ -153,7 +256,26 @@ def _sse(kind: str, data: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def _chat_events(cfg: SampleConfig, token: str, request: Request) -> AsyncIterator[bytes]:
+def _lookup_failed(cfg: SampleConfig, r: httpx.Response) -> bytes:
+    """A failed room lookup in words, never livegate's raw answer."""
+    if r.status_code == 401:
+        return _sse("revoked", {"message": REVOKED})
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if body.get("error") == "user_offline" or body.get("is_live") is False:
+        message = f"@{cfg.room_unique_id} is not LIVE right now."
+    elif body.get("message"):
+        message = f"Could not find the LIVE room: {body['message']}"
+    else:
+        message = f"Could not find the LIVE room (HTTP {r.status_code})."
+    return _sse("error", {"message": message})
+
+
+async def _chat_events(cfg: SampleConfig, token: str) -> AsyncIterator[bytes]:
     """Watch the room with TikTokLive, signed through livegate with the user's token."""
     from TikTokLive import TikTokLiveClient
     from TikTokLive.client.web.web_settings import WebDefaults
@@ -165,12 +287,12 @@ async def _chat_events(cfg: SampleConfig, token: str, request: Request) -> Async
             params={"unique_id": cfg.room_unique_id},
             headers={"x-oauth-token": token},
         )
-    if r.status_code != 200:
-        yield _sse("error", {"message": f"room lookup failed: {r.status_code} {r.text[:200]}"})
-        return
-    body = r.json()
+    body = r.json() if r.status_code == 200 else {}
     room_id = str(body.get("room_id") or body.get("data", {}).get("room_id") or "")
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    if not room_id:
+        yield _lookup_failed(cfg, r)
+        return
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     WebDefaults.tiktok_sign_url = cfg.gateway_api_url
     client = TikTokLiveClient(unique_id=cfg.room_unique_id)
     signer = client.web.signer
@@ -190,15 +312,63 @@ async def _chat_events(cfg: SampleConfig, token: str, request: Request) -> Async
         )
 
     try:
-        await client.start(room_id=int(room_id), fetch_live_check=False)
+        watching = await client.start(room_id=int(room_id), fetch_live_check=False)
     except Exception as exc:
-        yield _sse("error", {"message": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        yield _sse("error", {"message": f"Could not connect: {type(exc).__name__}"})
+        await client.web.close()
         return
+    cfg.streams.add(queue)
     try:
-        while not await request.is_disconnected():
-            try:
-                yield await asyncio.wait_for(queue.get(), timeout=15)
-            except TimeoutError:
+        async for chunk in _relay(queue, watching):
+            yield chunk
+        if watching.done():
+            yield await _watch_ended(cfg, token, watching)
+    finally:
+        cfg.streams.discard(queue)
+        # Starlette cancels this generator when the browser goes away. TikTokLive must still
+        # be stopped, and its task's outcome read, or asyncio reports "Task exception was
+        # never retrieved" with a traceback when the task is collected.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await client.disconnect()
+            # Not disconnect(close_client=True): TikTokLive's close() runs the event loop,
+            # which fails inside a running one.
+            await client.web.close()
+
+
+async def _relay(
+    queue: asyncio.Queue[bytes | None], watching: asyncio.Task[Any]
+) -> AsyncIterator[bytes]:
+    """The queue's events until the app closes the stream or TikTokLive stops watching, with
+    a keep-alive comment when nothing happens for a while."""
+    getter: asyncio.Task[bytes | None] | None = None
+    try:
+        while True:
+            getter = getter or asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait(
+                {getter, watching}, timeout=15, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter in done:
+                item, getter = getter.result(), None
+                if item is None:
+                    return
+                yield item
+            elif watching in done:
+                return
+            else:
                 yield b": keep-alive\n\n"
     finally:
-        await client.disconnect()
+        if getter is not None:
+            getter.cancel()
+
+
+async def _watch_ended(cfg: SampleConfig, token: str, watching: asyncio.Task[Any]) -> bytes:
+    """Why TikTokLive stopped: the user's access was revoked, or the LIVE ended."""
+    if not watching.cancelled():
+        watching.exception()  # read, so that asyncio does not report it
+    try:
+        info = await _userinfo(cfg, token)
+    except httpx.HTTPError:
+        info = None
+    if info is not None and info.status_code == 401:
+        return _sse("revoked", {"message": REVOKED})
+    return _sse("error", {"message": f"The LIVE of @{cfg.room_unique_id} ended."})

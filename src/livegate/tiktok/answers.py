@@ -27,8 +27,11 @@ STATUS_PARAMS_ERROR = 10011  # "Request params error" stub of an age-restricted 
 STATUS_ROOM_RESTRICTED = 4003110  # restricted room stub (age or private)
 STATUS_ROOM_NOT_FOUND = 30001  # no such room
 AGE_RESTRICTED_CODES = frozenset({STATUS_PARAMS_ERROR, STATUS_ROOM_RESTRICTED})
-# api-live/user/room's statusCode for an unknown uniqueId (message "user_not_found").
+# api-live/user/room's statusCode (message "user_not_found") for an unknown uniqueId, and
+# also for an account that exists but is not LIVE (one that has never gone LIVE, say).
 STATUS_USER_NOT_FOUND = 19881007
+# api/user/detail's statusCode for an account that does not exist.
+STATUS_DETAIL_USER_NOT_FOUND = 10202
 
 _WAF_MARKERS = ("_wafchallengeid", "Please wait...", "wafchallenge", "captcha")
 

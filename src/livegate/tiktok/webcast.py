@@ -21,9 +21,11 @@ import httpx
 from livegate.config import Settings
 from livegate.tiktok import protobuf
 from livegate.tiktok.answers import (
+    STATUS_DETAIL_USER_NOT_FOUND,
     STATUS_USER_NOT_FOUND,
     LiveState,
     as_dict,
+    as_int,
     check_http,
     euler_ranks,
     json_body,
@@ -199,7 +201,8 @@ class WebcastClient:
         if data.get("message") == "user_not_found" or data.get("statusCode") == (
             STATUS_USER_NOT_FOUND
         ):
-            raise UserNotFound(f"no TikTok LIVE user {unique_id!r}")
+            # TikTok says this of accounts that exist but are not LIVE too.
+            return await self._not_live(unique_id, cookies)
         if data.get("statusCode") not in (0, None):
             raise UpstreamError(f"api-live/user/room: statusCode {data.get('statusCode')}")
         inner = data.get("data")
@@ -207,6 +210,31 @@ class WebcastClient:
             raise UpstreamError("api-live/user/room: answer without user data")
         room = as_dict(inner.get("liveRoom"))
         return {**inner, "live_state": live_state(room.get("status", inner["user"].get("status")))}
+
+    async def _not_live(self, unique_id: str, cookies: dict[str, str] | None) -> dict[str, Any]:
+        """What api-live/user/room would say of `unique_id` if it told "not LIVE" from "no
+        such account": the public profile (api/user/detail) decides. UserNotFound when no
+        account has that name."""
+        user = await self._profile_user(unique_id, cookies)
+        room_id = str(user.get("roomId") or "")
+        room_id = "" if room_id == "0" else room_id
+        # The profile names a room only while one is open; without one the account is offline.
+        state = LiveState.UNKNOWN if room_id else LiveState.OFFLINE
+        return {"user": {**user, "roomId": room_id}, "liveRoom": {}, "live_state": state}
+
+    async def _profile_user(self, unique_id: str, cookies: dict[str, str] | None) -> dict[str, Any]:
+        params = {**browser_params(DEFAULT_USER_AGENT), "uniqueId": unique_id, "secUid": ""}
+        url = f"{self.settings.www_url}/api/user/detail/"
+        data = json_body(
+            await self._request("GET", url, params, cookies=cookies), "api/user/detail"
+        )
+        status = as_int(data.get("statusCode", data.get("status_code")))
+        user = as_dict(data.get("userInfo")).get("user")
+        if status == STATUS_DETAIL_USER_NOT_FOUND:
+            raise UserNotFound(f"no TikTok user {unique_id!r}")
+        if status not in (0, None) or not isinstance(user, dict) or not user.get("id"):
+            raise UpstreamError(f"api/user/detail: statusCode {status}")
+        return user
 
     async def user_room(
         self, unique_id: str, *, cookies: dict[str, str] | None = None

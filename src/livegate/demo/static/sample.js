@@ -9,6 +9,11 @@
   source.addEventListener("error", function (e) {
     if (e.data) { status.textContent = JSON.parse(e.data).message; source.close(); }
   });
+  // The user disconnected the app elsewhere (livegate's /account): the page says so.
+  source.addEventListener("revoked", function () {
+    source.close();
+    window.location.assign("/");
+  });
   source.addEventListener("comment", function (e) {
     var c = JSON.parse(e.data);
     var li = document.createElement("li");
