@@ -14,6 +14,7 @@ STRINGS: dict[str, str] = {
     "qr_title": "Scan with the TikTok app",
     "qr_help": "Open TikTok on your phone, tap the scan icon, and point it at this code.",
     "qr_open_on_phone": "On your phone? Open this sign-in in the TikTok app",
+    "qr_open_in_app": "Open in the TikTok app",
     "qr_alt": "QR code to sign in with TikTok",
     "qr_expires": "This code refreshes in",
     "qr_seconds": "s",
