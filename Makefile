@@ -23,7 +23,7 @@ demo: venv
 browser-deps:
 	@test -x /usr/bin/chromium || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		else echo "chromium missing: apt-get install chromium (browser tests will be skipped)"; fi; }
+		else echo "chromium missing: apt-get install chromium (browser tests fail unless LIVEGATE_TEST_NO_BROWSER=1)"; fi; }
 
 node-deps:
 	@if command -v npm >/dev/null 2>&1 && [ -f tests/node/package.json ]; then \

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -23,6 +24,7 @@ from livegate.logs import setup_logging
 from livegate.simulator.app import create_simulator_app
 from livegate.simulator.state import SimState
 from tests.servers import ServerThread, free_port
+from tests.webcast_helpers import User, add_comment, new_room, new_user
 
 LOG = io.StringIO()
 
@@ -112,3 +114,28 @@ def gateway(gateway_settings: Settings, database: Database) -> Iterator[ServerTh
     server = ServerThread(app, port=gateway_settings.port, log_level="info").start()
     yield server
     server.stop()
+
+
+# -- what the webcast tests share: one meaning each, defined only here -------------------------
+
+
+@pytest.fixture(scope="module")
+def gw(gateway: ServerThread) -> Iterator[httpx.Client]:
+    """An HTTP client on the session's gateway."""
+    with httpx.Client(base_url=gateway.url, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def user(gateway: ServerThread, sim: ServerThread, database: Database) -> User:
+    """A TikTok account signed in to the gateway, with an OAuth token and an API key."""
+    return new_user(gateway.url, sim.url, database, f"viewer{secrets.token_hex(4)}")
+
+
+@pytest.fixture(scope="module")
+def room(sim: ServerThread) -> tuple[str, str]:
+    """A live room in the simulator with one comment: (room id, streamer's unique id)."""
+    streamer = f"streamer{secrets.token_hex(4)}"
+    room_id = new_room(sim.url, streamer)
+    add_comment(sim.url, room_id, f"fan{secrets.token_hex(4)}", "first!")
+    return room_id, streamer

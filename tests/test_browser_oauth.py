@@ -24,9 +24,9 @@ from livegate.oauth.clients import create_client
 from livegate.simulator.state import SimState
 from tests.browser import (
     Browsing,
-    browsing_fixture,  # noqa: F401
-    callback_app_fixture,  # noqa: F401
-    chromium_fixture,  # noqa: F401
+    browsing_fixture,  # noqa: F401  # a fixture: pytest finds it by name
+    callback_app_fixture,  # noqa: F401  # a fixture: pytest finds it by name
+    chromium_fixture,  # noqa: F401  # a fixture: pytest finds it by name
     expect,
     query,
     screenshot,

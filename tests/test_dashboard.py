@@ -73,7 +73,7 @@ class Dash:
         self.csrf = ""
 
     def get(self, path: str, **kw: object) -> httpx.Response:
-        r = self.http.get(path, **kw)  # type: ignore[arg-type]
+        r = self.http.get(path, **kw)  # type: ignore[arg-type]  # httpx overloads vs **kwargs
         if r.status_code == 200 and "csrf_token" in r.text:
             self.csrf = csrf_of(r.text)
         return r
@@ -84,7 +84,7 @@ class Dash:
         body = dict(data or {})
         if csrf:
             body.setdefault("csrf_token", self.csrf)
-        r = self.http.post(path, data=body)  # type: ignore[arg-type]
+        r = self.http.post(path, data=body)
         if r.status_code in (200, 400) and "csrf_token" in r.text:
             self.csrf = csrf_of(r.text)
         return r

@@ -23,8 +23,8 @@ from tests.browser import (
     DESKTOP,
     PHONE,
     Console,
-    callback_app_fixture,  # noqa: F401
-    chromium_fixture,  # noqa: F401
+    callback_app_fixture,  # noqa: F401  # a fixture: pytest finds it by name
+    chromium_fixture,  # noqa: F401  # a fixture: pytest finds it by name
     expect,
     query,
     screenshot,
@@ -50,7 +50,7 @@ async def accessibility(page: Page, name: str) -> None:
     """axe-core at desktop and phone width: no serious or critical violation."""
     before = page.viewport_size
     for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
-        await page.set_viewport_size(size)  # type: ignore[arg-type]
+        await page.set_viewport_size(size)
         violations: list[dict[str, Any]] = await page.evaluate(AXE_RUN)
         bad = [v for v in violations if v["impact"] in ("serious", "critical")]
         assert not bad, f"{name} ({label}): {bad}"
@@ -64,7 +64,7 @@ async def check(page: Page, name: str) -> None:
 
 
 async def desktop_context(chromium: Browser, console: Console) -> BrowserContext:
-    context = await chromium.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
+    context = await chromium.new_context(viewport=DESKTOP)
     # Injected through DevTools before any page script: the pages' CSP (script-src 'self')
     # stays in force, and axe is there for page.evaluate.
     await context.add_init_script(path=str(AXE))
@@ -90,11 +90,11 @@ async def test_dashboard_to_connected_apps(
     chromium: Browser,
 ) -> None:
     if not AXE.is_file():
-        pytest.skip(f"axe-core missing at {AXE}: run `make node-deps`")
+        pytest.fail(f"axe-core missing at {AXE}: run `make node-deps`")
     console = Console()
     context = await desktop_context(chromium, console)
     phone_context = await chromium.new_context(
-        viewport=PHONE,  # type: ignore[arg-type]
+        viewport=PHONE,
         is_mobile=True,
         has_touch=True,
     )

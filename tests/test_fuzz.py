@@ -293,7 +293,7 @@ BODY_LIMIT, HEAD_LIMIT = 2048, 1024
 
 
 @pytest.fixture(scope="module")
-def tight(gateway_settings: Settings) -> Iterator[ServerThread]:
+def tight_sizes(gateway_settings: Settings) -> Iterator[ServerThread]:
     server = extra_gateway(gateway_settings, max_body_bytes=BODY_LIMIT, max_header_bytes=HEAD_LIMIT)
     yield server
     server.stop()
@@ -306,7 +306,7 @@ def form_of(size: int) -> bytes:
 @spec("RFC 9110", "15.5.14")
 @FUZZ
 @given(size=st.integers(BODY_LIMIT - 3, BODY_LIMIT + 3), is_chunked=st.booleans())
-def test_bodies_around_the_limit(tight: ServerThread, size: int, is_chunked: bool) -> None:
+def test_bodies_around_the_limit(tight_sizes: ServerThread, size: int, is_chunked: bool) -> None:
     body = form_of(size)
     fields = [("Content-Type", "application/x-www-form-urlencoded")]
     if is_chunked:
@@ -315,7 +315,7 @@ def test_bodies_around_the_limit(tight: ServerThread, size: int, is_chunked: boo
     else:
         request = head("POST", "/tiktok/oauth/token", [*fields, ("Content-Length", str(size))])
         pieces = [body]
-    answer = exchange(tight.port, request, pieces)
+    answer = exchange(tight_sizes.port, request, pieces)
     if size > BODY_LIMIT:
         assert answer.status == 413 and answer.closed, (size, answer)
     else:  # read whole, then refused for what it says (no client, unknown grant type)
@@ -326,9 +326,9 @@ def test_bodies_around_the_limit(tight: ServerThread, size: int, is_chunked: boo
 @spec("RFC 6585", "5")
 @FUZZ
 @given(size=st.integers(HEAD_LIMIT - 3, HEAD_LIMIT + 3))
-def test_header_fields_around_the_limit(tight: ServerThread, size: int) -> None:
+def test_header_fields_around_the_limit(tight_sizes: ServerThread, size: int) -> None:
     # Counted as the server counts them: "name: value" and a line break, for each field.
     host = len("host") + len("127.0.0.1") + 4
     pad = size - host - (len("x-pad") + 4)
-    answer = exchange(tight.port, head("GET", "/webcast/rate_limits", [("X-Pad", "p" * pad)]))
+    answer = exchange(tight_sizes.port, head("GET", "/webcast/rate_limits", [("X-Pad", "p" * pad)]))
     assert answer.status == (431 if size > HEAD_LIMIT else 401), (size, answer)

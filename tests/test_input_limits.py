@@ -33,7 +33,7 @@ from livegate.limits import OAUTH_MAX_BODY, server_limits
 from livegate.webcast.routing import WebcastRoute
 from tests.servers import ServerThread, free_port
 from tests.test_dashboard import AccountBrowser, csrf_of, developer
-from tests.webcast_helpers import User, extra_gateway, new_room, new_user
+from tests.webcast_helpers import User, extra_gateway, new_room
 
 spec = pytest.mark.spec
 MiB = 1024 * 1024
@@ -141,12 +141,7 @@ def uname(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def user(gateway: ServerThread, sim: ServerThread, database: Database) -> User:
-    return new_user(gateway.url, sim.url, database, uname("limits"))
-
-
-@pytest.fixture(scope="module")
-def small(gateway_settings: Settings) -> Iterator[ServerThread]:
+def small_sizes(gateway_settings: Settings) -> Iterator[ServerThread]:
     """A gateway with small limits, so that bodies past them stay small too."""
     server = extra_gateway(gateway_settings, max_body_bytes=8192, max_header_bytes=2048)
     yield server
@@ -355,7 +350,7 @@ def test_a_content_length_over_the_limit_is_413_at_once_in_each_dialect(
 
 @spec("RFC 9110", "15.5.14")
 def test_a_chunked_body_that_grows_past_the_limit_is_413_and_no_more_is_read(
-    small: ServerThread, user: User
+    small_sizes: ServerThread, user: User
 ) -> None:
     kib = b"x" * 1024
     cases = [
@@ -367,7 +362,7 @@ def test_a_chunked_body_that_grows_past_the_limit_is_413_and_no_more_is_read(
     for path, headers in cases:
         request = head("POST", path, [*headers, ("Transfer-Encoding", "chunked")])
         # 9 KiB: one chunk past the 8 KiB limit, and the body's end is never sent.
-        answer = exchange(small.port, request, chunked([kib] * 9))
+        answer = exchange(small_sizes.port, request, chunked([kib] * 9))
         assert answer.status == 413, (path, answer)
         assert answer.closed, path
         if path.startswith("/webcast"):
@@ -378,7 +373,7 @@ def test_a_chunked_body_that_grows_past_the_limit_is_413_and_no_more_is_read(
     body = json.dumps({"unique_id": "a" * 65}).encode()
     headers = [("X-Api-Key", user.api_key), ("Content-Type", "application/json")]
     request = head("POST", "/webcast/fetch", [*headers, ("Transfer-Encoding", "chunked")])
-    answer = exchange(small.port, request, [*chunked([body[:10], body[10:]]), b"0\r\n\r\n"])
+    answer = exchange(small_sizes.port, request, [*chunked([body[:10], body[10:]]), b"0\r\n\r\n"])
     assert_webcast_error(answer.status, answer.json(), 400)
     assert "unique_id" in answer.json()["message"]
 

@@ -19,6 +19,7 @@ from TikTokLive.proto import ProtoMessageFetchResult, WebcastChatMessage, Webcas
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from livegate.app import create_app
 from livegate.config import Settings
@@ -65,7 +66,7 @@ def open_relay(gw_url: str, token: str, room_id: str) -> ClientConnection:
     assert result.push_server.startswith(gw_url.replace("http://", "ws://") + "/webcast/ws/")
     query = "&".join(f"{k}={v}" for k, v in result.route_params.items())
     url = f"{result.push_server}?{query}&room_id={room_id}"
-    return ws_connect(url, subprotocols=["echo-protocol"], open_timeout=5)  # type: ignore[list-item]
+    return ws_connect(url, subprotocols=[Subprotocol("echo-protocol")], open_timeout=5)
 
 
 def relays_a_comment(ws: ClientConnection, sim_url: str, room_id: str) -> None:
@@ -74,7 +75,7 @@ def relays_a_comment(ws: ClientConnection, sim_url: str, room_id: str) -> None:
     add_comment(sim_url, room_id, uname("fan"), text)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        frame = WebcastPushFrame().parse(ws.recv(timeout=deadline - time.monotonic()))  # type: ignore[arg-type]
+        frame = WebcastPushFrame().parse(ws.recv(timeout=deadline - time.monotonic()))
         if frame.payload_type != "msg":
             continue
         result = ProtoMessageFetchResult().parse(frame.payload)

@@ -155,22 +155,22 @@ def test_upstream_failures_reach_tiktoklive_as_sign_api_errors(
 
 
 @pytest.fixture(scope="module")
-def tight(gateway_settings: Settings) -> Iterator[ServerThread]:
+def one_connect_a_minute(gateway_settings: Settings) -> Iterator[ServerThread]:
     server = extra_gateway(gateway_settings, rate_limit_connect="1/minute")
     yield server
     server.stop()
 
 
 def test_livegate_rate_limit_is_signature_rate_limit_error(
-    tight: ServerThread, sim: ServerThread, viewer: User, live_room: str
+    one_connect_a_minute: ServerThread, sim: ServerThread, viewer: User, live_room: str
 ) -> None:
     ok = httpx.get(
-        f"{tight.url}/webcast/fetch",
+        f"{one_connect_a_minute.url}/webcast/fetch",
         params={"room_id": live_room},
         headers={"x-oauth-token": viewer.access_token},
     )
     assert ok.status_code == 200
-    exc = asyncio.run(_start_error(tight.url, live_room, token=viewer.access_token))
+    exc = asyncio.run(_start_error(one_connect_a_minute.url, live_room, token=viewer.access_token))
     assert isinstance(exc, SignatureRateLimitError), repr(exc)
     assert exc.reason is SignAPIError.ErrorReason.RATE_LIMIT
     assert exc.retry_after == 0  # RateLimit-Remaining: the remaining quota

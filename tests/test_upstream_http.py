@@ -65,29 +65,31 @@ async def serve(
 
 
 @pytest.fixture
-async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def short_timeout_http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with make_http_client(Settings(data_dir=tmp_path, upstream_timeout=1.0)) as client:
         yield client
 
 
-async def test_keep_alive_reuses_one_connection(http: httpx.AsyncClient) -> None:
+async def test_keep_alive_reuses_one_connection(short_timeout_http: httpx.AsyncClient) -> None:
     peer, server = await serve(lambda n: (ok(b"answer %d" % n), False))
     async with server:
         for n in range(3):
-            got = await http.send(httpx.Request("GET", f"{peer.url}/p?n={n}"))
+            got = await short_timeout_http.send(httpx.Request("GET", f"{peer.url}/p?n={n}"))
             assert (got.status_code, got.content) == (200, b"answer %d" % n)
-        assert (await http.get(f"{peer.url}/q")).content == b"answer 3"
+        assert (await short_timeout_http.get(f"{peer.url}/q")).content == b"answer 3"
     assert peer.connections == 1
     assert peer.requests[0].startswith(b"GET /p?n=0 HTTP/1.1\r\nHost: localhost:")
 
 
-async def test_the_query_goes_out_byte_for_byte(http: httpx.AsyncClient) -> None:
+async def test_the_query_goes_out_byte_for_byte(short_timeout_http: httpx.AsyncClient) -> None:
     # Signatures (X-Bogus, X-Gnarly) cover the exact query: no escape may be added or undone.
     peer, server = await serve(lambda n: (ok(b"x"), False))
     query = "a=1%2C2&b=%7E~&X-Bogus=DFSz+x&empty=&c=%E4%BD%A0&d=a/b?c:d@e!$'()*,;="
     async with server:
-        await http.send(httpx.Request("GET", f"{peer.url}/webcast/im/fetch/?{query}#frag"))
-        await http.send(httpx.Request("GET", f"{peer.url}?only=query"))
+        await short_timeout_http.send(
+            httpx.Request("GET", f"{peer.url}/webcast/im/fetch/?{query}#frag")
+        )
+        await short_timeout_http.send(httpx.Request("GET", f"{peer.url}?only=query"))
     lines = [r.split(b"\r\n", 1)[0] for r in peer.requests]
     assert lines == [
         f"GET /webcast/im/fetch/?{query} HTTP/1.1".encode(),
@@ -106,24 +108,24 @@ async def test_the_query_goes_out_byte_for_byte(http: httpx.AsyncClient) -> None
     ],
 )
 async def test_a_header_that_would_smuggle_a_line_is_refused(
-    http: httpx.AsyncClient, headers: dict[str, str]
+    short_timeout_http: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
     # A sign server's request_headers end up here: none may add a header or a request.
     peer, server = await serve(lambda n: (ok(b"x"), False))
     async with server:
         with pytest.raises(httpx.LocalProtocolError):
-            await http.send(httpx.Request("GET", f"{peer.url}/", headers=headers))
+            await short_timeout_http.send(httpx.Request("GET", f"{peer.url}/", headers=headers))
     assert peer.requests == []
 
 
 async def test_a_target_that_would_smuggle_a_line_is_refused_or_escaped(
-    http: httpx.AsyncClient,
+    short_timeout_http: httpx.AsyncClient,
 ) -> None:
     peer, server = await serve(lambda n: (ok(b"x"), False))
     async with server:
         with pytest.raises(httpx.InvalidURL):
-            await http.send(httpx.Request("GET", f"{peer.url}/a\r\nInjected: 1"))
-        await http.send(httpx.Request("GET", f"{peer.url}/a b?c=d e"))
+            await short_timeout_http.send(httpx.Request("GET", f"{peer.url}/a\r\nInjected: 1"))
+        await short_timeout_http.send(httpx.Request("GET", f"{peer.url}/a b?c=d e"))
     assert [r.split(b"\r\n", 1)[0] for r in peer.requests] == [b"GET /a%20b?c=d%20e HTTP/1.1"]
 
 
@@ -131,35 +133,37 @@ async def test_slow_answer_is_read_timeout_and_the_connection_dropped(tmp_path: 
     answers = [(b"hold", False), (ok(b"fresh"), False)]
     peer, server = await serve(lambda n: answers[n])
     settings = Settings(data_dir=tmp_path, upstream_timeout=0.3)
-    async with server, make_http_client(settings) as http:
+    async with server, make_http_client(settings) as short_timeout_http:
         with pytest.raises(httpx.ReadTimeout):
-            await http.get(f"{peer.url}/")
+            await short_timeout_http.get(f"{peer.url}/")
         peer.hold.set()  # the late answer must not be taken for the next request's
-        got = await http.get(f"{peer.url}/")
+        got = await short_timeout_http.get(f"{peer.url}/")
     assert got.content == b"fresh"
     assert peer.connections == 2
 
 
-async def test_refused_connection_is_connect_error(http: httpx.AsyncClient) -> None:
+async def test_refused_connection_is_connect_error(short_timeout_http: httpx.AsyncClient) -> None:
     with pytest.raises(httpx.ConnectError):
-        await http.get(f"http://127.0.0.1:{free_port()}/")
+        await short_timeout_http.get(f"http://127.0.0.1:{free_port()}/")
 
 
-async def test_a_gzip_answer_is_decoded(http: httpx.AsyncClient) -> None:
+async def test_a_gzip_answer_is_decoded(short_timeout_http: httpx.AsyncClient) -> None:
     packed = gzip.compress(b"protobuf bytes")
     peer, server = await serve(lambda n: (ok(packed, b"Content-Encoding: gzip"), False))
     async with server:
-        assert (await http.get(f"{peer.url}/")).content == b"protobuf bytes"
+        assert (await short_timeout_http.get(f"{peer.url}/")).content == b"protobuf bytes"
 
 
 @pytest.mark.spec("livegate", "security: one user's TikTok cookies never reach another's call")
-async def test_a_set_cookie_answer_is_never_sent_back(http: httpx.AsyncClient) -> None:
+async def test_a_set_cookie_answer_is_never_sent_back(
+    short_timeout_http: httpx.AsyncClient,
+) -> None:
     answer = ok(b"x", b"Set-Cookie: sessionid=s3cret; Path=/", b"Set-Cookie: ttwid=t; Path=/")
     peer, server = await serve(lambda n: (answer, False))
     async with server:
-        await http.get(f"{peer.url}/first")
-        await http.get(f"{peer.url}/second")
-    assert len(http.cookies.jar) == 0
+        await short_timeout_http.get(f"{peer.url}/first")
+        await short_timeout_http.get(f"{peer.url}/second")
+    assert len(short_timeout_http.cookies.jar) == 0
     assert b"cookie:" not in peer.requests[1].lower()
 
 
@@ -172,13 +176,15 @@ async def test_proxy_variables_are_not_read(
         monkeypatch.setenv(name, dead)
     monkeypatch.setenv("NO_PROXY", "")
     peer, server = await serve(lambda n: (ok(b"direct"), False))
-    async with server, make_http_client(Settings(data_dir=tmp_path)) as http:
-        assert (await http.get(f"{peer.url}/")).content == b"direct"
+    async with server, make_http_client(Settings(data_dir=tmp_path)) as short_timeout_http:
+        assert (await short_timeout_http.get(f"{peer.url}/")).content == b"direct"
     assert peer.connections == 1
 
 
 @pytest.mark.spec("livegate", "security: upstream TLS certificates are verified")
-async def test_https_verifies_the_certificate(http: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_https_verifies_the_certificate(
+    short_timeout_http: httpx.AsyncClient, tmp_path: Path
+) -> None:
     cert_pem, key_pem = _self_signed(tmp_path)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert_pem, key_pem)
@@ -186,7 +192,7 @@ async def test_https_verifies_the_certificate(http: httpx.AsyncClient, tmp_path:
     trusting = ssl.create_default_context(cafile=str(cert_pem))
     async with server, httpx.AsyncClient(verify=trusting) as trusts_it:
         with pytest.raises(httpx.ConnectError):  # the default trust store does not know it
-            await http.get(f"{peer.url}/x?a=1")
+            await short_timeout_http.get(f"{peer.url}/x?a=1")
         # The peer itself is sound: a client told to trust the certificate gets its answers.
         answers = [(await trusts_it.get(f"{peer.url}/x?a=1")).content for _ in range(2)]
     assert answers == [b"secure 0", b"secure 1"]

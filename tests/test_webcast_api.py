@@ -15,6 +15,7 @@ import pytest
 import websockets
 from TikTokLive.proto import ProtoMessageFetchResult, WebcastChatMessage, WebcastPushFrame
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from livegate.app import create_app
 from livegate.config import Settings
@@ -36,25 +37,6 @@ from tests.webcast_helpers import (
 
 def uname(prefix: str = "wc") -> str:
     return f"{prefix}{secrets.token_hex(4)}"
-
-
-@pytest.fixture(scope="module")
-def gw(gateway: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=15) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def user(gateway: ServerThread, sim: ServerThread, database: Database) -> User:
-    return new_user(gateway.url, sim.url, database, uname("viewer"))
-
-
-@pytest.fixture(scope="module")
-def room(sim: ServerThread) -> tuple[str, str]:
-    streamer = uname("streamer")
-    room_id = new_room(sim.url, streamer)
-    add_comment(sim.url, room_id, uname("fan"), "first!")
-    return room_id, streamer
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +219,8 @@ def test_anonymous_fetch_with_api_key_passes_push_server_through(
         {"params": {"apiKey": user.api_key}},
     ):
         params = {"client": "ttlive-python", "room_id": room[0], "client_enter": "true"}
-        params.update(kwargs.pop("params", {}))  # type: ignore[call-overload]
-        r = gw.get("/webcast/fetch", params=params, **kwargs)  # type: ignore[arg-type]
+        params.update(kwargs.pop("params", {}))
+        r = gw.get("/webcast/fetch", params=params, **kwargs)  # type: ignore[arg-type]  # httpx overloads vs **kwargs
         assert r.status_code == 200, r.text
         assert r.headers["content-type"] == "application/x-protobuf"
         assert r.headers["x-room-id"] == room[0]
@@ -286,12 +268,12 @@ def test_fetch_with_token_uses_the_session_and_proxies_the_websocket(
     assert result.push_server.startswith(gateway.url.replace("http://", "ws://") + "/webcast/ws/")
     url = result.push_server + "?" + "&".join(f"{k}={v}" for k, v in result.route_params.items())
     url += f"&room_id={room_id}"
-    with ws_connect(url, subprotocols=["echo-protocol"], open_timeout=5) as ws:  # type: ignore[list-item]
+    with ws_connect(url, subprotocols=[Subprotocol("echo-protocol")], open_timeout=5) as ws:
         assert ws.subprotocol == "echo-protocol"
         assert ws.response is not None
         assert "ping-interval" in (ws.response.headers.get("handshake-options") or "")
         add_comment(sim.url, room_id, uname("fan"), "over the proxy")
-        frame = WebcastPushFrame().parse(ws.recv(timeout=5))  # type: ignore[arg-type]
+        frame = WebcastPushFrame().parse(ws.recv(timeout=5))
         assert frame.payload_type == "msg"
         assert "over the proxy" in chats(frame.payload)
     connects = [e for e in room_state(sim.url, room_id)["ws_log"] if e["type"] == "connect"]

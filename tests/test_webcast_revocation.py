@@ -46,13 +46,13 @@ def second(gateway_settings: Settings) -> Iterator[ServerThread]:
 
 
 @pytest.fixture(scope="module")
-def room(sim: ServerThread) -> str:
+def rv_room(sim: ServerThread) -> str:
     return new_room(sim.url, uname("rvroom"))
 
 
-def fetch(server: ServerThread, room: str, headers: dict[str, str]) -> httpx.Response:
+def fetch(server: ServerThread, rv_room: str, headers: dict[str, str]) -> httpx.Response:
     return httpx.get(
-        f"{server.url}/webcast/fetch", params={"room_id": room}, headers=headers, timeout=15
+        f"{server.url}/webcast/fetch", params={"room_id": rv_room}, headers=headers, timeout=15
     )
 
 
@@ -75,45 +75,45 @@ def test_a_token_revoked_through_one_process_is_refused_on_its_next_call_through
     second: ServerThread,
     sim: ServerThread,
     database: Database,
-    room: str,
+    rv_room: str,
     kind: str,
 ) -> None:
     for here, there in ((gateway, second), (second, gateway)):
         u = new_user(here.url, sim.url, database, uname("rv"))
         for _ in range(3):  # both processes have served the token
-            assert fetch(here, room, bearer(u.access_token)).status_code == 200
-            assert fetch(there, room, bearer(u.access_token)).status_code == 200
+            assert fetch(here, rv_room, bearer(u.access_token)).status_code == 200
+            assert fetch(there, rv_room, bearer(u.access_token)).status_code == 200
         secret = u.access_token if kind == "access_token" else u.refresh_token
         assert revoke(here.url, u.app, secret, kind).status_code == 200
-        body = assert_refused(fetch(there, room, bearer(u.access_token)), 401, "invalid_token")
+        body = assert_refused(fetch(there, rv_room, bearer(u.access_token)), 401, "invalid_token")
         assert "revoked" in str(body["message"])
-        assert_refused(fetch(here, room, bearer(u.access_token)), 401, "invalid_token")
+        assert_refused(fetch(here, rv_room, bearer(u.access_token)), 401, "invalid_token")
 
 
 @spec(*NEXT_CALL)
 def test_an_api_key_revoked_by_another_process_is_refused_on_its_next_call(
-    gateway: ServerThread, second: ServerThread, database: Database, room: str
+    gateway: ServerThread, second: ServerThread, database: Database, rv_room: str
 ) -> None:
     key = api_key_for(database, None)
     for server in (gateway, second, gateway):
-        assert fetch(server, room, {"X-Api-Key": key}).status_code == 200
+        assert fetch(server, rv_room, {"X-Api-Key": key}).status_code == 200
     with database.session() as s:  # as the CLI or a dashboard in another process would
         row = find_api_key(s, key)
         assert row is not None
         revoke_api_key(s, row)
     for server in (gateway, second):
-        assert_refused(fetch(server, room, {"X-Api-Key": key}), 401, "invalid_api_key")
+        assert_refused(fetch(server, rv_room, {"X-Api-Key": key}), 401, "invalid_api_key")
 
 
 @spec(*NEXT_CALL)
 def test_login_required_met_by_one_process_is_refused_on_the_next_call_through_another(
-    gateway: ServerThread, second: ServerThread, sim: ServerThread, database: Database, room: str
+    gateway: ServerThread, second: ServerThread, sim: ServerThread, database: Database, rv_room: str
 ) -> None:
     u = new_user(gateway.url, sim.url, database, uname("lr"))
-    assert fetch(second, room, bearer(u.access_token)).status_code == 200
+    assert fetch(second, rv_room, bearer(u.access_token)).status_code == 200
     assert httpx.post(f"{sim.url}/_sim/sessions/{u.uid}/expire").status_code == 200
     # The first process learns it from TikTok and marks the grant...
-    body = assert_refused(fetch(gateway, room, bearer(u.access_token)), 401, "invalid_token")
+    body = assert_refused(fetch(gateway, rv_room, bearer(u.access_token)), 401, "invalid_token")
     assert body["message"] == "login_required"
     # ...and the second refuses the token on its next call, without asking TikTok.
     r = httpx.get(f"{second.url}/webcast/rate_limits", headers=bearer(u.access_token))
@@ -121,14 +121,14 @@ def test_login_required_met_by_one_process_is_refused_on_the_next_call_through_a
 
 
 def test_a_token_is_refused_once_it_expires(
-    gateway_settings: Settings, sim: ServerThread, database: Database, room: str
+    gateway_settings: Settings, sim: ServerThread, database: Database, rv_room: str
 ) -> None:
     short = extra_gateway(gateway_settings, access_token_ttl=2)
     try:
         u = new_user(short.url, sim.url, database, uname("ttl"))
-        assert fetch(short, room, bearer(u.access_token)).status_code == 200
-        wait_for(lambda: fetch(short, room, bearer(u.access_token)).status_code == 401)
-        body = assert_refused(fetch(short, room, bearer(u.access_token)), 401, "invalid_token")
+        assert fetch(short, rv_room, bearer(u.access_token)).status_code == 200
+        wait_for(lambda: fetch(short, rv_room, bearer(u.access_token)).status_code == 401)
+        body = assert_refused(fetch(short, rv_room, bearer(u.access_token)), 401, "invalid_token")
         assert "expired" in str(body["message"])
     finally:
         short.stop()

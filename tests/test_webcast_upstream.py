@@ -102,7 +102,7 @@ class Sim:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[Sim]:
+def own_sim() -> Iterator[Sim]:
     state = SimState()
     server = ServerThread(create_simulator_app(state)).start()
     s = Sim(state, server)
@@ -112,25 +112,25 @@ def sim() -> Iterator[Sim]:
 
 
 @pytest.fixture(autouse=True)
-def _no_faults(sim: Sim) -> Iterator[None]:
+def _no_faults(own_sim: Sim) -> Iterator[None]:
     yield
-    sim.ctl.delete("/_sim/faults")
+    own_sim.ctl.delete("/_sim/faults")
 
 
 @pytest.fixture
-def settings(sim: Sim, tmp_path: Path) -> Settings:
-    return Settings(tiktok_url=sim.url, data_dir=tmp_path)
+def settings(own_sim: Sim, tmp_path: Path) -> Settings:
+    return Settings(tiktok_url=own_sim.url, data_dir=tmp_path)
 
 
 @pytest.fixture
-async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def upstream_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with make_http_client(settings) as client:
         yield client
 
 
 @pytest.fixture
-def client(http: httpx.AsyncClient, settings: Settings) -> WebcastClient:
-    return WebcastClient(http, settings, PassThroughSigner())
+def client(upstream_http: httpx.AsyncClient, settings: Settings) -> WebcastClient:
+    return WebcastClient(upstream_http, settings, PassThroughSigner())
 
 
 _uniq = iter(range(1, 1_000_000))
@@ -181,18 +181,18 @@ async def fetch_after(
 
 
 async def test_fetch_returns_the_fetch_result_with_ws_route(
-    sim: Sim, client: WebcastClient
+    own_sim: Sim, client: WebcastClient
 ) -> None:
     streamer, viewer = uid("streamer"), uid("viewer")
-    room_id = sim.room(streamer)
-    sim.comment(room_id, viewer, "hello from fetch")
+    room_id = own_sim.room(streamer)
+    own_sim.comment(room_id, viewer, "hello from fetch")
 
     res = await client.fetch(room_id)
 
     assert res.room_id == room_id and res.body
     result = parse(res)
     assert result.cursor.startswith("t-") and result.cursor.endswith("_r-1")
-    assert result.push_server == f"ws://127.0.0.1:{sim.server.port}{WS_PATH}"
+    assert result.push_server == f"ws://127.0.0.1:{own_sim.server.port}{WS_PATH}"
     assert result.route_params.get("wrss")
     assert result.is_first and result.need_ack
     assert result.fetch_interval > 0 and result.heartbeat_duration > 0 and result.now > 0
@@ -205,7 +205,7 @@ async def test_fetch_returns_the_fetch_result_with_ws_route(
     jar.load(res.x_set_tt_cookie())
     assert {k: m.value for k, m in jar.items()} == res.set_cookies
 
-    [req] = [r for r in sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
+    [req] = [r for r in own_sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
     q = req["query"]
     expected = {
         "aid": "1988",
@@ -226,12 +226,12 @@ async def test_fetch_returns_the_fetch_result_with_ws_route(
     assert "user-agent" in req["header_names"] and "referer" in req["header_names"]
 
 
-async def test_fetch_cursor_gives_only_new_comments(sim: Sim, client: WebcastClient) -> None:
-    room_id = sim.room(uid("streamer"))
-    sim.comment(room_id, uid("v"), "old")
+async def test_fetch_cursor_gives_only_new_comments(own_sim: Sim, client: WebcastClient) -> None:
+    room_id = own_sim.room(uid("streamer"))
+    own_sim.comment(room_id, uid("v"), "old")
     first = parse(await client.fetch(room_id))
     assert [c.content for c in chats(first)] == ["old"]
-    sim.comment(room_id, uid("v"), "new")
+    own_sim.comment(room_id, uid("v"), "new")
 
     second = await fetch_after(client, room_id, first)
 
@@ -241,35 +241,35 @@ async def test_fetch_cursor_gives_only_new_comments(sim: Sim, client: WebcastCli
     assert chats(third) == []
 
 
-async def test_fetch_sends_the_session_jar_as_cookies(sim: Sim, client: WebcastClient) -> None:
-    room_id = sim.room(uid("streamer"))
-    jar = sim.session(uid("viewer"))
+async def test_fetch_sends_the_session_jar_as_cookies(own_sim: Sim, client: WebcastClient) -> None:
+    room_id = own_sim.room(uid("streamer"))
+    jar = own_sim.session(uid("viewer"))
     await client.fetch(room_id, cookies=jar)
-    [req] = [r for r in sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
+    [req] = [r for r in own_sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
     assert {"sessionid", "tt-target-idc"} <= set(req["cookie_names"])
     assert req["query"]["user_is_login"] == "true"
 
 
-async def test_the_shared_client_keeps_no_cookie(sim: Sim, tmp_path: Path) -> None:
+async def test_the_shared_client_keeps_no_cookie(own_sim: Sim, tmp_path: Path) -> None:
     """TikTok's Set-Cookie answers must never ride along on another caller's request."""
     # By host name: cookie jars refuse cookies from bare IP addresses, which would hide a leak.
-    url = sim.url.replace("127.0.0.1", "localhost")
+    url = own_sim.url.replace("127.0.0.1", "localhost")
     settings = Settings(tiktok_url=url, data_dir=tmp_path)
-    room_id = sim.room(uid("streamer"))
-    async with make_http_client(settings) as http:
-        client = WebcastClient(http, settings, PassThroughSigner())
-        first = await client.fetch(room_id, cookies=sim.session(uid("viewer")))
+    room_id = own_sim.room(uid("streamer"))
+    async with make_http_client(settings) as upstream_http:
+        client = WebcastClient(upstream_http, settings, PassThroughSigner())
+        first = await client.fetch(room_id, cookies=own_sim.session(uid("viewer")))
         assert {"ttwid", "msToken"} <= set(first.set_cookies)  # TikTok did set cookies
         await client.fetch(room_id)
-    requests = [r for r in sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
+    requests = [r for r in own_sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
     assert len(requests) == 2
     assert requests[1]["cookie_names"] == []
     assert requests[1]["query"]["user_is_login"] == "false"
 
 
-async def test_control_api_hands_out_a_signed_in_jar(sim: Sim, client: WebcastClient) -> None:
-    room_id = sim.room(uid("streamer"))
-    r = sim.ctl.post("/_sim/sessions", json={"unique_id": uid("scripted")})
+async def test_control_api_hands_out_a_signed_in_jar(own_sim: Sim, client: WebcastClient) -> None:
+    room_id = own_sim.room(uid("streamer"))
+    r = own_sim.ctl.post("/_sim/sessions", json={"unique_id": uid("scripted")})
     r.raise_for_status()
     jar = r.json()["cookies"]
     assert set(jar) == {"sessionid", "sessionid_ss", "sid_tt", "tt-target-idc"}
@@ -278,25 +278,25 @@ async def test_control_api_hands_out_a_signed_in_jar(sim: Sim, client: WebcastCl
         await client.send_chat(room_id, "x", cookies={**jar, "sessionid": "0" * 32})
 
 
-async def test_fetch_unknown_and_ended_rooms(sim: Sim, client: WebcastClient) -> None:
+async def test_fetch_unknown_and_ended_rooms(own_sim: Sim, client: WebcastClient) -> None:
     with pytest.raises(RoomNotFound):
         await client.fetch("7999999999999999999")
 
-    room_id = sim.room(uid("streamer"))
-    sim.ctl.delete(f"/_sim/rooms/{room_id}").raise_for_status()
+    room_id = own_sim.room(uid("streamer"))
+    own_sim.ctl.delete(f"/_sim/rooms/{room_id}").raise_for_status()
     result = parse(await client.fetch(room_id))
     [control] = [m for m in result.messages if m.method == "WebcastControlMessage"]
     assert WebcastControlMessage().parse(control.payload).action == 3  # STREAM_ENDED
 
 
-async def test_expired_session_is_session_expired(sim: Sim, client: WebcastClient) -> None:
-    room_id = sim.room(uid("streamer"))
+async def test_expired_session_is_session_expired(own_sim: Sim, client: WebcastClient) -> None:
+    room_id = own_sim.room(uid("streamer"))
     name = uid("viewer")
-    jar = sim.session(name)
+    jar = own_sim.session(name)
     await client.fetch(room_id, cookies=jar)  # fine while the session lives
-    acc = sim.state.account_by_unique_id(name)
+    acc = own_sim.state.account_by_unique_id(name)
     assert acc is not None
-    sim.ctl.post(f"/_sim/sessions/{acc.uid}/expire").raise_for_status()
+    own_sim.ctl.post(f"/_sim/sessions/{acc.uid}/expire").raise_for_status()
 
     with pytest.raises(SessionExpired) as exc:
         await client.fetch(room_id, cookies=jar)
@@ -308,17 +308,17 @@ async def test_expired_session_is_session_expired(sim: Sim, client: WebcastClien
 # -- faults -----------------------------------------------------------------------------------
 
 
-async def test_fault_403_is_blocked(sim: Sim, client: WebcastClient) -> None:
-    room_id = sim.room(uid("streamer"))
-    sim.ctl.post("/_sim/faults", json={"route": "im/fetch", "status": 403, "count": 1})
+async def test_fault_403_is_blocked(own_sim: Sim, client: WebcastClient) -> None:
+    room_id = own_sim.room(uid("streamer"))
+    own_sim.ctl.post("/_sim/faults", json={"route": "im/fetch", "status": 403, "count": 1})
     with pytest.raises(UpstreamBlocked):
         await client.fetch(room_id)
     assert (await client.fetch(room_id)).body  # the fault was for one request only
 
 
-async def test_fault_empty_body_is_empty(sim: Sim, client: WebcastClient) -> None:
-    room_id = sim.room(uid("streamer"))
-    sim.ctl.post("/_sim/faults", json={"route": "im/fetch", "empty_body": True, "count": 1})
+async def test_fault_empty_body_is_empty(own_sim: Sim, client: WebcastClient) -> None:
+    room_id = own_sim.room(uid("streamer"))
+    own_sim.ctl.post("/_sim/faults", json={"route": "im/fetch", "empty_body": True, "count": 1})
     with pytest.raises(UpstreamEmpty):
         await client.fetch(room_id)
 
@@ -333,29 +333,29 @@ async def test_fault_empty_body_is_empty(sim: Sim, client: WebcastClient) -> Non
     ],
 )
 async def test_unusable_fetch_result_is_upstream_error(
-    sim: Sim, client: WebcastClient, body: bytes, problem: str
+    own_sim: Sim, client: WebcastClient, body: bytes, problem: str
 ) -> None:
-    room_id = sim.room(uid("streamer"))
+    room_id = own_sim.room(uid("streamer"))
     fault = {"route": "im/fetch", "body_hex": body.hex(), "count": 1}
-    sim.ctl.post("/_sim/faults", json=fault).raise_for_status()
+    own_sim.ctl.post("/_sim/faults", json=fault).raise_for_status()
     with pytest.raises(UpstreamError) as exc:
         await client.fetch(room_id)
     assert type(exc.value) is UpstreamError and problem in str(exc.value)
 
 
-async def test_fault_500_is_upstream_error(sim: Sim, client: WebcastClient) -> None:
-    sim.ctl.post("/_sim/faults", json={"route": "check_alive", "status": 500, "count": 1})
+async def test_fault_500_is_upstream_error(own_sim: Sim, client: WebcastClient) -> None:
+    own_sim.ctl.post("/_sim/faults", json={"route": "check_alive", "status": 500, "count": 1})
     with pytest.raises(UpstreamError) as exc:
         await client.check_alive(["1"])
     assert type(exc.value) is UpstreamError
 
 
-async def test_slow_upstream_is_timeout_within_budget(sim: Sim, tmp_path: Path) -> None:
-    settings = Settings(tiktok_url=sim.url, data_dir=tmp_path, upstream_timeout=0.5)
-    room_id = sim.room(uid("streamer"))
-    sim.ctl.post("/_sim/faults", json={"route": "im/fetch", "delay_ms": 2000, "count": 1})
-    async with make_http_client(settings) as http:
-        client = WebcastClient(http, settings, PassThroughSigner())
+async def test_slow_upstream_is_timeout_within_budget(own_sim: Sim, tmp_path: Path) -> None:
+    settings = Settings(tiktok_url=own_sim.url, data_dir=tmp_path, upstream_timeout=0.5)
+    room_id = own_sim.room(uid("streamer"))
+    own_sim.ctl.post("/_sim/faults", json={"route": "im/fetch", "delay_ms": 2000, "count": 1})
+    async with make_http_client(settings) as upstream_http:
+        client = WebcastClient(upstream_http, settings, PassThroughSigner())
         started = time.monotonic()
         with pytest.raises(UpstreamTimeout):
             await client.fetch(room_id)
@@ -366,8 +366,8 @@ async def test_unreachable_upstream_is_upstream_error(tmp_path: Path) -> None:
     from tests.servers import free_port
 
     settings = Settings(tiktok_url=f"http://127.0.0.1:{free_port()}", data_dir=tmp_path)
-    async with make_http_client(settings) as http:
-        client = WebcastClient(http, settings, PassThroughSigner())
+    async with make_http_client(settings) as upstream_http:
+        client = WebcastClient(upstream_http, settings, PassThroughSigner())
         with pytest.raises(UpstreamError):
             await client.fetch("1")
         with pytest.raises(UpstreamError):
@@ -403,11 +403,11 @@ async def test_transport_failures_arrive_as_httpx_errors(
 ) -> None:
     server, url = await _serve_raw(answer)
     settings = Settings(tiktok_url=url, data_dir=tmp_path)
-    async with server, make_http_client(settings) as http:
+    async with server, make_http_client(settings) as upstream_http:
         with pytest.raises(httpx.TransportError) as exc:
-            await http.get(f"{url}/webcast/im/fetch/")
+            await upstream_http.get(f"{url}/webcast/im/fetch/")
         assert isinstance(exc.value, expected), repr(exc.value)
-        client = WebcastClient(http, settings, PassThroughSigner())
+        client = WebcastClient(upstream_http, settings, PassThroughSigner())
         with pytest.raises(UpstreamError) as failure:
             await client.fetch("1")
         assert type(failure.value) is UpstreamError  # a broken answer, not a timeout
@@ -426,8 +426,8 @@ async def test_a_gzip_encoded_fetch_result_arrives_decoded(tmp_path: Path) -> No
     )
     server, url = await _serve_raw(answer)
     settings = Settings(tiktok_url=url, data_dir=tmp_path)
-    async with server, make_http_client(settings) as http:
-        fetched = await WebcastClient(http, settings, PassThroughSigner()).fetch("1")
+    async with server, make_http_client(settings) as upstream_http:
+        fetched = await WebcastClient(upstream_http, settings, PassThroughSigner()).fetch("1")
     assert fetched.body == bytes(result)
     assert fetched.set_cookies == {"ttwid": "1%7Cabc", "msToken": "q-1"}
 
@@ -435,9 +435,9 @@ async def test_a_gzip_encoded_fetch_result_arrives_decoded(tmp_path: Path) -> No
 # -- room id, live state, room info -----------------------------------------------------------
 
 
-async def test_room_id_for_and_user_room(sim: Sim, client: WebcastClient) -> None:
+async def test_room_id_for_and_user_room(own_sim: Sim, client: WebcastClient) -> None:
     streamer = uid("streamer")
-    room_id = sim.room(streamer)
+    room_id = own_sim.room(streamer)
 
     assert await client.room_id_for(streamer) == room_id
     assert await client.room_id_for("@" + streamer) == room_id
@@ -450,52 +450,56 @@ async def test_room_id_for_and_user_room(sim: Sim, client: WebcastClient) -> Non
     with pytest.raises(UserNotFound):
         await client.user_room(uid("ghost"))
 
-    sim.ctl.delete(f"/_sim/rooms/{room_id}").raise_for_status()
+    own_sim.ctl.delete(f"/_sim/rooms/{room_id}").raise_for_status()
     assert (await client.user_room(streamer))["live_state"] is LiveState.OFFLINE
     with pytest.raises(UserOffline):
         await client.room_id_for(streamer)
 
 
-async def test_room_id_for_falls_back_to_the_live_page(sim: Sim, client: WebcastClient) -> None:
+async def test_room_id_for_falls_back_to_the_live_page(own_sim: Sim, client: WebcastClient) -> None:
     streamer = uid("streamer")
-    room_id = sim.room(streamer)
-    sim.ctl.post("/_sim/faults", json={"route": "api-live/user/room", "status": 403, "count": 1})
+    room_id = own_sim.room(streamer)
+    own_sim.ctl.post(
+        "/_sim/faults", json={"route": "api-live/user/room", "status": 403, "count": 1}
+    )
     assert await client.room_id_for(streamer) == room_id
-    assert any(r["path"] == f"/@{streamer}/live" for r in sim.requests("/live"))
+    assert any(r["path"] == f"/@{streamer}/live" for r in own_sim.requests("/live"))
 
     # Both paths blocked: the client says so rather than guessing.
-    sim.ctl.post("/_sim/faults", json={"route": "api-live/user/room", "status": 403, "count": 1})
-    sim.ctl.post("/_sim/faults", json={"route": f"@{streamer}/live", "status": 403, "count": 1})
+    own_sim.ctl.post(
+        "/_sim/faults", json={"route": "api-live/user/room", "status": 403, "count": 1}
+    )
+    own_sim.ctl.post("/_sim/faults", json={"route": f"@{streamer}/live", "status": 403, "count": 1})
     with pytest.raises(UpstreamBlocked):
         await client.room_id_for(streamer)
 
 
-async def test_live_page_parses_with_tiktoklive(sim: Sim) -> None:
+async def test_live_page_parses_with_tiktoklive(own_sim: Sim) -> None:
     from TikTokLive.client.web.routes.fetch_room_id_live_html import FetchRoomIdLiveHTMLRoute
 
     streamer = uid("streamer")
-    room_id = sim.room(streamer)
-    page = sim.ctl.get(f"/@{streamer}/live").text
+    room_id = own_sim.room(streamer)
+    page = own_sim.ctl.get(f"/@{streamer}/live").text
     assert FetchRoomIdLiveHTMLRoute.parse_room_id(page) == room_id
 
 
-async def test_check_alive(sim: Sim, client: WebcastClient) -> None:
-    live = sim.room(uid("streamer"))
-    ended = sim.room(uid("streamer"))
-    sim.ctl.delete(f"/_sim/rooms/{ended}").raise_for_status()
+async def test_check_alive(own_sim: Sim, client: WebcastClient) -> None:
+    live = own_sim.room(uid("streamer"))
+    ended = own_sim.room(uid("streamer"))
+    own_sim.ctl.delete(f"/_sim/rooms/{ended}").raise_for_status()
     unknown = "7999999999999999998"
 
     states = await client.check_alive([live, ended, unknown])
 
     assert states == {live: LiveState.LIVE, ended: LiveState.OFFLINE, unknown: LiveState.UNKNOWN}
-    [req] = [r for r in sim.requests("check_alive") if live in r["query"].get("room_ids", "")]
+    [req] = [r for r in own_sim.requests("check_alive") if live in r["query"].get("room_ids", "")]
     assert req["query"]["room_ids"] == f"{live},{ended},{unknown}" and req["query"]["aid"] == "1988"
     assert await client.check_alive([]) == {}
 
 
-async def test_room_info(sim: Sim, client: WebcastClient) -> None:
+async def test_room_info(own_sim: Sim, client: WebcastClient) -> None:
     streamer = uid("streamer")
-    room_id = sim.room(streamer)
+    room_id = own_sim.room(streamer)
     info = await client.room_info(room_id)
     assert info["status"] == 2 and info["id_str"] == room_id
     assert info["owner"]["display_id"] == streamer and info["owner"]["id_str"]
@@ -505,36 +509,36 @@ async def test_room_info(sim: Sim, client: WebcastClient) -> None:
         await client.room_info("7999999999999999997")
 
 
-async def test_room_info_age_restricted(sim: Sim, client: WebcastClient) -> None:
-    room_id = sim.room(uid("streamer"), age_restricted=True)
+async def test_room_info_age_restricted(own_sim: Sim, client: WebcastClient) -> None:
+    room_id = own_sim.room(uid("streamer"), age_restricted=True)
     with pytest.raises(AgeRestricted):
         await client.room_info(room_id)
     with pytest.raises(AgeRestricted):
         await client.fetch(room_id)
 
-    jar = sim.session(uid("adult"))
+    jar = own_sim.session(uid("adult"))
     info = await client.room_info(room_id, cookies=jar)
     assert info["id_str"] == room_id
     assert parse(await client.fetch(room_id, cookies=jar)).cursor
 
 
-async def test_room_info_private(sim: Sim, client: WebcastClient) -> None:
+async def test_room_info_private(own_sim: Sim, client: WebcastClient) -> None:
     streamer = uid("streamer")
-    room_id = sim.room(streamer, private=True)
+    room_id = own_sim.room(streamer, private=True)
     with pytest.raises(PrivateRoom):
         await client.room_info(room_id)
     with pytest.raises(PrivateRoom):
-        await client.room_info(room_id, cookies=sim.session(uid("stranger")))
-    assert (await client.room_info(room_id, cookies=sim.session(streamer)))["id_str"] == room_id
+        await client.room_info(room_id, cookies=own_sim.session(uid("stranger")))
+    assert (await client.room_info(room_id, cookies=own_sim.session(streamer)))["id_str"] == room_id
 
 
 # -- chat, rankings ---------------------------------------------------------------------------
 
 
-async def test_send_chat_reaches_the_next_fetch(sim: Sim, client: WebcastClient) -> None:
-    room_id = sim.room(uid("streamer"))
+async def test_send_chat_reaches_the_next_fetch(own_sim: Sim, client: WebcastClient) -> None:
+    room_id = own_sim.room(uid("streamer"))
     chatter = uid("chatter")
-    jar = sim.session(chatter)
+    jar = own_sim.session(chatter)
     first = parse(await client.fetch(room_id, cookies=jar))
 
     sent = await client.send_chat(room_id, "hi from livegate", cookies=jar)
@@ -543,12 +547,12 @@ async def test_send_chat_reaches_the_next_fetch(sim: Sim, client: WebcastClient)
     assert sent["user"]["display_id"] == chatter
     [chat] = chats(await fetch_after(client, room_id, first, jar))
     assert chat.content == "hi from livegate" and chat.user.display_id == chatter
-    [req] = [r for r in sim.requests("room/chat") if r["method"] == "POST"][-1:]
+    [req] = [r for r in own_sim.requests("room/chat") if r["method"] == "POST"][-1:]
     assert "sessionid" in req["cookie_names"] and req["query"]["aid"] == "1988"
 
 
-async def test_send_chat_needs_a_session(sim: Sim, client: WebcastClient) -> None:
-    room_id = sim.room(uid("streamer"))
+async def test_send_chat_needs_a_session(own_sim: Sim, client: WebcastClient) -> None:
+    room_id = own_sim.room(uid("streamer"))
     with pytest.raises(SessionExpired):
         await client.send_chat(room_id, "hi", cookies={})
     # A jar TikTok does not know: TikTok's logged-out answer.
@@ -556,11 +560,11 @@ async def test_send_chat_needs_a_session(sim: Sim, client: WebcastClient) -> Non
         await client.send_chat(room_id, "hi", cookies={"sessionid": "0" * 32})
 
 
-async def test_rankings_in_eulers_shape(sim: Sim, client: WebcastClient) -> None:
+async def test_rankings_in_eulers_shape(own_sim: Sim, client: WebcastClient) -> None:
     streamer = uid("streamer")
-    room_id = sim.room(streamer)
+    room_id = own_sim.room(streamer)
     for i in range(30):
-        sim.comment(room_id, uid("fan"), f"c{i}")
+        own_sim.comment(room_id, uid("fan"), f"c{i}")
 
     ranks = await client.rankings(region="US", rank_type="DAILY_RANK")
 
@@ -603,9 +607,9 @@ def frame_result(data: bytes) -> tuple[WebcastPushFrame, ProtoMessageFetchResult
 
 
 async def test_websocket_pushes_comments_and_records_client_frames(
-    sim: Sim, client: WebcastClient
+    own_sim: Sim, client: WebcastClient
 ) -> None:
-    room_id = sim.room(uid("streamer"))
+    room_id = own_sim.room(uid("streamer"))
     res = await client.fetch(room_id)
     result = parse(res)
     jar = {"tt-target-idc": "useast1a", **res.set_cookies}
@@ -639,7 +643,7 @@ async def test_websocket_pushes_comments_and_records_client_frames(
             )
         )
         viewer = uid("viewer")
-        sim.comment(room_id, viewer, "hello over ws")
+        own_sim.comment(room_id, viewer, "hello over ws")
 
         frame, pushed = frame_result(await recv_bytes(ws))
         assert frame.payload_type == "msg"
@@ -660,7 +664,7 @@ async def test_websocket_pushes_comments_and_records_client_frames(
         )
 
         def log_with_ack() -> list[dict[str, Any]]:
-            lg = sim.ws_log(room_id)
+            lg = own_sim.ws_log(room_id)
             return lg if any(e["type"] == "ack" for e in lg) else []
 
         log = await until(log_with_ack, what="ack in ws_log")
@@ -676,7 +680,7 @@ async def test_websocket_pushes_comments_and_records_client_frames(
         assert "ttwid" in connect["cookie_names"]
 
         # The stream ends: a STREAM_ENDED control message, then a normal close.
-        sim.ctl.delete(f"/_sim/rooms/{room_id}").raise_for_status()
+        own_sim.ctl.delete(f"/_sim/rooms/{room_id}").raise_for_status()
         _, last = frame_result(await recv_bytes(ws))
         [control] = [m for m in last.messages if m.method == "WebcastControlMessage"]
         assert WebcastControlMessage().parse(control.payload).action == 3
@@ -685,10 +689,10 @@ async def test_websocket_pushes_comments_and_records_client_frames(
 
 
 async def test_websocket_after_session_fetch_needs_the_sessionid(
-    sim: Sim, client: WebcastClient
+    own_sim: Sim, client: WebcastClient
 ) -> None:
-    room_id = sim.room(uid("streamer"))
-    jar = sim.session(uid("viewer"))
+    room_id = own_sim.room(uid("streamer"))
+    jar = own_sim.session(uid("viewer"))
     res = await client.fetch(room_id, cookies=jar)
     uri = ws_uri(parse(res), room_id)
     anonymous = {"tt-target-idc": "useast1a", **res.set_cookies}
@@ -703,7 +707,7 @@ async def test_websocket_after_session_fetch_needs_the_sessionid(
     assert exc.value.response.status_code == 200
     assert exc.value.response.headers["handshake-msg"] == "illegal secret key"
     assert exc.value.response.headers["handshake-status"] == "415"
-    assert any(e["type"] == "rejected" for e in sim.ws_log(room_id))
+    assert any(e["type"] == "rejected" for e in own_sim.ws_log(room_id))
 
     async with ws_connect(
         uri,
@@ -711,11 +715,11 @@ async def test_websocket_after_session_fetch_needs_the_sessionid(
         additional_headers={"Cookie": ws_cookie({**jar, **res.set_cookies})},
     ) as ws:
         assert ws.subprotocol == "echo-protocol"
-    assert any(e["type"] == "connect" and e["with_session"] for e in sim.ws_log(room_id))
+    assert any(e["type"] == "connect" and e["with_session"] for e in own_sim.ws_log(room_id))
 
 
-async def test_websocket_unknown_wrss_is_refused(sim: Sim) -> None:
-    uri = f"ws://127.0.0.1:{sim.server.port}{WS_PATH}?wrss=nope&room_id=1"
+async def test_websocket_unknown_wrss_is_refused(own_sim: Sim) -> None:
+    uri = f"ws://127.0.0.1:{own_sim.server.port}{WS_PATH}?wrss=nope&room_id=1"
     with pytest.raises(websockets.InvalidStatus) as exc:
         async with ws_connect(uri, subprotocols=[websockets.Subprotocol("echo-protocol")]):
             pass
@@ -723,12 +727,14 @@ async def test_websocket_unknown_wrss_is_refused(sim: Sim) -> None:
     assert exc.value.response.headers["handshake-msg"] == "illegal wrss"
 
 
-async def test_tiktoklive_ws_client_talks_to_the_simulator(sim: Sim, client: WebcastClient) -> None:
+async def test_tiktoklive_ws_client_talks_to_the_simulator(
+    own_sim: Sim, client: WebcastClient
+) -> None:
     """TikTokLive's own WebSocket client, unmodified, over the simulator's push server."""
-    sim.ctl.post("/_sim/webcast", json={"ping_interval": 0.2})
+    own_sim.ctl.post("/_sim/webcast", json={"ping_interval": 0.2})
     try:
-        room_id = sim.room(uid("streamer"))
-        sim.comment(room_id, uid("viewer"), "hello from fetch")
+        room_id = own_sim.room(uid("streamer"))
+        own_sim.comment(room_id, uid("viewer"), "hello from fetch")
         res = await client.fetch(room_id)
         cookies = httpx.Cookies({"tt-target-idc": "useast1a", **res.set_cookies})
         ws_client = WebcastWSClient()
@@ -744,7 +750,7 @@ async def test_tiktoklive_ws_client_talks_to_the_simulator(sim: Sim, client: Web
                 seen.extend(c.content for c in chats(result))
                 if "hello over ws" in seen:
                     await until(
-                        lambda: sum(e["type"] == "hb" for e in sim.ws_log(room_id)) >= 2,
+                        lambda: sum(e["type"] == "hb" for e in own_sim.ws_log(room_id)) >= 2,
                         what="two heartbeats",
                     )
                     await ws_client.disconnect()
@@ -752,16 +758,16 @@ async def test_tiktoklive_ws_client_talks_to_the_simulator(sim: Sim, client: Web
         task = asyncio.create_task(consume())
         await until(lambda: "hello from fetch" in seen, what="the fetched comment")
         await until(
-            lambda: any(e["type"] == "im_enter_room" for e in sim.ws_log(room_id)),
+            lambda: any(e["type"] == "im_enter_room" for e in own_sim.ws_log(room_id)),
             what="im_enter_room",
         )
-        sim.comment(room_id, uid("viewer"), "hello over ws")
+        own_sim.comment(room_id, uid("viewer"), "hello over ws")
         await asyncio.wait_for(task, 10)
 
-        types = [e["type"] for e in sim.ws_log(room_id)]
+        types = [e["type"] for e in own_sim.ws_log(room_id)]
         assert {"im_enter_room", "hb", "ack"} <= set(types)
     finally:
-        sim.ctl.post("/_sim/webcast", json={"ping_interval": 10})
+        own_sim.ctl.post("/_sim/webcast", json={"ping_interval": 10})
 
 
 # -- signers ----------------------------------------------------------------------------------
@@ -822,21 +828,21 @@ def sign_server() -> Iterator[FakeSignServer]:
 
 
 async def test_sign_server_signer_signs_the_fetch(
-    sim: Sim, sign_server: FakeSignServer, tmp_path: Path
+    own_sim: Sim, sign_server: FakeSignServer, tmp_path: Path
 ) -> None:
     sign_server.mode = "ok"
     settings = Settings(
-        tiktok_url=sim.url,
+        tiktok_url=own_sim.url,
         data_dir=tmp_path,
         signer_url=sign_server.server.url,
         signer_api_key="k-1",
     )
-    room_id = sim.room(uid("streamer"))
-    jar = sim.session(uid("viewer"))
-    async with make_http_client(settings) as http:
-        signer = make_signer(settings, http)
+    room_id = own_sim.room(uid("streamer"))
+    jar = own_sim.session(uid("viewer"))
+    async with make_http_client(settings) as upstream_http:
+        signer = make_signer(settings, upstream_http)
         assert isinstance(signer, SignServerSigner)
-        client = WebcastClient(http, settings, signer)
+        client = WebcastClient(upstream_http, settings, signer)
         sign_server.calls.clear()
         res = await client.fetch(room_id, cookies=jar)
     assert parse(res).cursor
@@ -847,7 +853,7 @@ async def test_sign_server_signer_signs_the_fetch(
     body = call["body"]
     assert body["method"] == "GET" and body["type"] == "fetch"
     assert (
-        body["url"].startswith(f"{sim.url}/webcast/im/fetch/?")
+        body["url"].startswith(f"{own_sim.url}/webcast/im/fetch/?")
         and f"room_id={room_id}" in body["url"]
     )
     assert "msToken" not in body["url"] and "X-Bogus" not in body["url"]
@@ -856,15 +862,15 @@ async def test_sign_server_signer_signs_the_fetch(
     assert "session_id" not in body  # the session never leaves livegate by default
     assert "payload" not in body
 
-    [req] = [r for r in sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
+    [req] = [r for r in own_sim.requests("im/fetch") if r["query"].get("room_id") == room_id]
     assert req["query"]["msToken"] == "signedms" and req["query"]["X-Bogus"] == "DFSz"
     assert "x-tt-params" in req["header_names"]
     assert {"msToken", "sessionid"} <= set(req["cookie_names"])
 
 
 async def test_sign_server_errors(sign_server: FakeSignServer) -> None:
-    async with httpx.AsyncClient() as http:
-        signer = SignServerSigner(http, sign_server.server.url, "k", timeout=0.5)
+    async with httpx.AsyncClient() as upstream_http:
+        signer = SignServerSigner(upstream_http, sign_server.server.url, "k", timeout=0.5)
         sign_server.mode = "forbidden"
         with pytest.raises(UpstreamBlocked):
             await signer.sign("https://webcast.tiktok.com/x?a=1", user_agent="Mozilla/5.0")
@@ -881,16 +887,18 @@ async def test_sign_server_errors(sign_server: FakeSignServer) -> None:
 
 
 async def test_chat_payload_goes_to_the_signer(
-    sim: Sim, sign_server: FakeSignServer, tmp_path: Path
+    own_sim: Sim, sign_server: FakeSignServer, tmp_path: Path
 ) -> None:
     sign_server.mode = "ok"
-    room_id = sim.room(uid("streamer"))
-    jar = sim.session(uid("chatter"))
-    settings = Settings(tiktok_url=sim.url, data_dir=tmp_path)
-    async with make_http_client(settings) as http:
-        signer = SignServerSigner(http, sign_server.server.url)
+    room_id = own_sim.room(uid("streamer"))
+    jar = own_sim.session(uid("chatter"))
+    settings = Settings(tiktok_url=own_sim.url, data_dir=tmp_path)
+    async with make_http_client(settings) as upstream_http:
+        signer = SignServerSigner(upstream_http, sign_server.server.url)
         sign_server.calls.clear()
-        await WebcastClient(http, settings, signer).send_chat(room_id, "signed hi", cookies=jar)
+        await WebcastClient(upstream_http, settings, signer).send_chat(
+            room_id, "signed hi", cookies=jar
+        )
     [call] = sign_server.calls
     assert call["body"]["method"] == "POST"
     assert "content=signed+hi" in call["body"]["payload"]
@@ -898,9 +906,9 @@ async def test_chat_payload_goes_to_the_signer(
 
 
 def test_make_signer_and_strip_signature(tmp_path: Path) -> None:
-    http = httpx.AsyncClient()
-    assert isinstance(make_signer(Settings(data_dir=tmp_path), http), PassThroughSigner)
-    signer = make_signer(Settings(data_dir=tmp_path, signer_url="http://s:1/"), http)
+    upstream_http = httpx.AsyncClient()
+    assert isinstance(make_signer(Settings(data_dir=tmp_path), upstream_http), PassThroughSigner)
+    signer = make_signer(Settings(data_dir=tmp_path, signer_url="http://s:1/"), upstream_http)
     assert isinstance(signer, SignServerSigner) and signer.base_url == "http://s:1"
     assert (
         strip_signature("https://h/p?a=1&msToken=x&X-Bogus=y&b=2&X-Gnarly=z")

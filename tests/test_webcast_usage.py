@@ -19,28 +19,11 @@ from livegate.db.models import AuditEvent, Base
 from livegate.webcast.recorder import CallRecorder
 from tests.servers import ServerThread, wait_for
 from tests.test_webcast_api import assert_error, bearer, uname
-from tests.webcast_helpers import User, client_pk, extra_gateway, new_room, new_user
+from tests.webcast_helpers import User, client_pk, extra_gateway, new_user
 
 
 @pytest.fixture(scope="module")
-def gw(gateway: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=15) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def user(gateway: ServerThread, sim: ServerThread, database: Database) -> User:
-    return new_user(gateway.url, sim.url, database, uname("limited"))
-
-
-@pytest.fixture(scope="module")
-def room(sim: ServerThread) -> tuple[str, str]:
-    streamer = uname("streamer")
-    return new_room(sim.url, streamer), streamer
-
-
-@pytest.fixture(scope="module")
-def small(gateway_settings: Settings) -> Iterator[ServerThread]:
+def rate_limited(gateway_settings: Settings) -> Iterator[ServerThread]:
     server = extra_gateway(
         gateway_settings, rate_limit_connect="2/minute", rate_limit_calls="3/minute"
     )
@@ -52,10 +35,10 @@ def small(gateway_settings: Settings) -> Iterator[ServerThread]:
 
 
 def test_rate_limit_429_shape_and_headers(
-    small: ServerThread, user: User, room: tuple[str, str]
+    rate_limited: ServerThread, user: User, room: tuple[str, str]
 ) -> None:
     h = {"x-oauth-token": user.access_token}
-    url = f"{small.url}/webcast/fetch"
+    url = f"{rate_limited.url}/webcast/fetch"
     for _ in range(2):
         assert httpx.get(url, params={"room_id": room[0]}, headers=h).status_code == 200
     r = httpx.get(url, params={"room_id": room[0]}, headers=h)
@@ -66,9 +49,9 @@ def test_rate_limit_429_shape_and_headers(
     assert int(r.headers["ratelimit-reset"]) > time.time()
     assert 1 <= int(r.headers["retry-after"]) <= 60
     # Other calls are counted separately.
-    r = httpx.get(f"{small.url}/webcast/room_info", params={"room_id": room[0]}, headers=h)
+    r = httpx.get(f"{rate_limited.url}/webcast/room_info", params={"room_id": room[0]}, headers=h)
     assert r.status_code == 200, r.text
-    limits = httpx.get(f"{small.url}/webcast/rate_limits", headers=h).json()["limits"]
+    limits = httpx.get(f"{rate_limited.url}/webcast/rate_limits", headers=h).json()["limits"]
     by = {(x["credential"], x["category"]): x for x in limits}
     assert by[("token", "connect")]["remaining"] == 0 and by[("token", "connect")]["max"] == 2
     assert by[("token", "calls")]["remaining"] == 2 and by[("token", "calls")]["max"] == 3

@@ -9,9 +9,8 @@ def freeze_startup_objects() -> None:
     """Call once the app is built, before it serves.
 
     What exists by then (modules, routes, models, templates) lives as long as the process.
-    Left to the collector, every full collection walks all of it again: under the webcast
-    benchmark's load (64 concurrent fetches), one such collection paused the simulator for
-    111 ms over 204k objects; frozen, its full collections under the same load took 17 ms.
+    Left to the collector, every full collection walks all of it again, and under load those
+    walks are long pauses; frozen, they are not walked (docs/benchmarks.md, notes).
     """
     gc.collect()
     gc.freeze()

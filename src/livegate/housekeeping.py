@@ -40,7 +40,7 @@ def purge(session: Session, batch: int = 1000) -> dict[str, int]:
         ("web_sessions", WebSession, WebSession.expires_at),
     ):
         cutoff = now if model is SessionKeyWrap else now - GRACE
-        ids = list(session.scalars(select(model.id).where(column <= cutoff).limit(batch)))  # type: ignore[attr-defined]
+        ids = list(session.scalars(select(model.id).where(column <= cutoff).limit(batch)))
         if model is RefreshToken and ids:
             # Access tokens point at their refresh token; keep the reference valid.
             session.execute(
@@ -49,7 +49,7 @@ def purge(session: Session, batch: int = 1000) -> dict[str, int]:
                 .values(refresh_token_id=None)
             )
         if ids:
-            session.execute(delete(model).where(model.id.in_(ids)))  # type: ignore[attr-defined]
+            session.execute(delete(model).where(model.id.in_(ids)))
         counts[name] = len(ids)
     return counts
 

@@ -10,9 +10,9 @@ from typing import TextIO
 
 from livegate.requestid import RequestIdFilter
 
-# Query/form parameters whose values are secret, wherever they appear.
+# Query/form parameters whose values are secret, wherever they appear (names, not secrets).
 _SECRET_PARAMS = (
-    "code|access_token|refresh_token|token|client_secret|session_id|sessionid|sessionid_ss|"
+    "code|access_token|refresh_token|token|client_secret|session_id|sessionid|sessionid_ss|"  # noqa: S105  # names
     "sid_tt|sid_guard|apiKey|api_key|code_verifier|csrf_token|x-oauth-token|msToken|ttwid|"
     "verifyFp|s_v_web_id|odin_tt|passport_csrf_token|tt_csrf_token|X-Bogus|X-Gnarly"
 )

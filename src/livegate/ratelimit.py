@@ -32,15 +32,14 @@ class SweepingMemoryStorage(MemoryStorage):
 
     limits 5.8's async MemoryStorage starts a task after nearly every hit that walks every
     key it holds: with many live credentials that is O(keys) work per call, and even with
-    one key it was about 5% of a warm fetch's CPU. The sweep only frees memory: a fixed
+    one key it showed in a warm fetch's profile. The sweep only frees memory: a fixed
     window's `get` already drops its own key once expired, so counting is unchanged.
 
     `incr` does what MemoryStorage.incr does for a fixed window, in one plain coroutine.
     limits wraps each storage method of every subclass in an error-mapping coroutine
     (`Storage.__init_subclass__`), so a hit here went through six nested coroutines and an
     asyncio.Lock; on one event loop with no await inside, the lock guards nothing. It was
-    about 60 µs of a fetch at one request per 100 ms (cold caches), the largest single step
-    livegate took before the upstream call.
+    the largest single step livegate took before the upstream call (docs/benchmarks.md).
     """
 
     SWEEP_EVERY = 1.0
@@ -67,11 +66,12 @@ class SweepingMemoryStorage(MemoryStorage):
         if now - self._last_sweep < self.SWEEP_EVERY:
             return
         self._last_sweep = now
-        await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
+        await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]  # name-mangled
 
 
 # Set after the class is made, so that limits' __init_subclass__ does not wrap it.
-SweepingMemoryStorage.incr = SweepingMemoryStorage.lean_incr  # type: ignore[method-assign,assignment]
+# mypy forbids assigning to a method; that assignment is the point here.
+SweepingMemoryStorage.incr = SweepingMemoryStorage.lean_incr  # type: ignore[method-assign,assignment]  # deliberate
 
 
 def make_storage(settings: Settings) -> Storage:
@@ -80,7 +80,8 @@ def make_storage(settings: Settings) -> Storage:
         if not url.startswith("async+"):
             url = "async+" + url
         storage = storage_from_string(url, implementation="redispy")
-        assert isinstance(storage, Storage)
+        if not isinstance(storage, Storage):
+            raise TypeError(f"{url!r} names a synchronous limits storage; livegate needs async")
         return storage
     return SweepingMemoryStorage()
 

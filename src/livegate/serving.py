@@ -119,7 +119,8 @@ def _start_metrics_port(settings: Settings) -> Callable[[], None]:
 
     database = Database(settings.db_url)
     gauges = metrics.DatabaseGauges(database, settings.server_keys)
-    assert settings.metrics_port is not None
+    if settings.metrics_port is None:
+        raise ValueError("the metrics server needs LIVEGATE_METRICS_PORT")
     server, thread = start_http_server(
         settings.metrics_port, addr=settings.host, registry=metrics.scrape_registry(gauges)
     )
@@ -153,7 +154,7 @@ def serve(settings: Settings, workers: int) -> None:
     """Run the gateway until SIGTERM or SIGINT (see the module docstring)."""
     setup_logging(settings.log_level, json_lines=settings.log_json)
     upgrade(settings.db_url)
-    settings.server_keys  # noqa: B018 - made here, once, before any worker reads it
+    settings.server_keys  # noqa: B018  # made here, once, before any worker reads it
     # What the CLI flags set, for the workers' Settings().
     os.environ["LIVEGATE_HOST"] = settings.host
     os.environ["LIVEGATE_PORT"] = str(settings.port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
@@ -121,14 +122,20 @@ def client_views(db: Session, dev: Developer) -> list[ClientView]:
     return [ClientView(r, owners.get(r.owner_id) if r.owner_id else None) for r in rows]
 
 
-def owned_client(db: Session, dev: Developer, client_id: str) -> OAuthClient:
-    """The client, if this developer may see and change it (its owner, or an admin)."""
-    row = clients.get_client(db, client_id)
+_Owned = TypeVar("_Owned", OAuthClient, ApiKey)
+
+
+def _owned(row: _Owned | None, dev: Developer, what: str) -> _Owned:
+    """`row`, if this developer may see and change it (its owner, or an admin)."""
     if row is None:
-        raise _not_found("client")
+        raise _not_found(what)
     if not dev.is_admin and row.owner_id != dev.id:
-        raise _forbidden("client")
+        raise _forbidden(what)
     return row
+
+
+def owned_client(db: Session, dev: Developer, client_id: str) -> OAuthClient:
+    return _owned(clients.get_client(db, client_id), dev, "client")
 
 
 def check_web_url(url: str, what: str) -> str | None:
@@ -262,9 +269,4 @@ def revoke_api_key(db: Session, dev: Developer, key_id: int) -> None:
 
 
 def owned_api_key(db: Session, dev: Developer, key_id: int) -> ApiKey:
-    row = db.get(ApiKey, key_id)
-    if row is None:
-        raise _not_found("API key")
-    if not dev.is_admin and row.owner_id != dev.id:
-        raise _forbidden("API key")
-    return row
+    return _owned(db.get(ApiKey, key_id), dev, "API key")

@@ -41,9 +41,8 @@ def make_read_engine(url: str, engine: Engine) -> Engine:
     the statement inside an implicit transaction, and the ROLLBACK when the connection goes
     back to the pool. Every round trip hands the GIL back and forth with the event loop, and
     the webcast API reads every call's credentials (and the WebSocket relay's tokens) in
-    worker threads while calls are in flight: measured on one pinned core, a status read cost
-    1.3 ms of CPU that way and 0.65 ms in autocommit without the pre-ping. SQLite reads are
-    in-process: same engine.
+    worker threads while calls are in flight, so autocommit without the pre-ping halves a
+    status read's CPU (docs/benchmarks.md, notes). SQLite reads are in-process: same engine.
     """
     if url.startswith("sqlite"):
         return engine

@@ -265,7 +265,7 @@ class LoginService:
                 )
                 .values(next_poll_at=now + interval)
             )
-            return row, held, claimed.rowcount == 1  # type: ignore[attr-defined]
+            return row, held, claimed.rowcount == 1  # type: ignore[attr-defined]  # rowcount: CursorResult, typed as Result
 
         row, held, claimed = await self._db(claim)
         if not claimed:

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from livegate.errors import LivegateError
 
 # RFC 6750 §3.1: a request with no token gets a challenge without an error code.
-NO_TOKEN_CHALLENGE = 'Bearer realm="livegate"'
+NO_TOKEN_CHALLENGE = 'Bearer realm="livegate"'  # noqa: S105  # a header value, not a secret
 
 
 def extract_token(request: Request) -> str | None:

@@ -190,7 +190,7 @@ async def metadata(request: Request) -> Response:
     return JSONResponse(server_metadata(oauth(request).settings.issuer))
 
 
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/", response_class=HTMLResponse, summary="The landing page (HTML)")
 async def home(request: Request) -> Response:
     return templates.TemplateResponse(
         request, "home.html", {"issuer": oauth(request).settings.issuer}

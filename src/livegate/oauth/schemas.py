@@ -24,7 +24,7 @@ class TokenAnswer(BaseModel):
     """RFC 6749 §5.1, plus the refresh token's remaining life."""
 
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105  # RFC 6749 §7.1 token type, not a secret
     expires_in: int
     refresh_token: str
     refresh_expires_in: int

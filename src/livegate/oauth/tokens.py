@@ -101,7 +101,7 @@ def claim_refresh_token(db: Session, row: RefreshToken) -> bool:
         )
         .values(rotated_at=utcnow())
     )
-    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]  # rowcount: CursorResult, typed as Result
 
 
 def revoke_family(db: Session, family_id: str) -> None:
@@ -115,7 +115,7 @@ def _revoke_where_model(
 ) -> None:
     now = utcnow()
     rows = db.execute(
-        select(model.id, model.token_digest).where(model.revoked_at.is_(None), cond)  # type: ignore[arg-type]
+        select(model.id, model.token_digest).where(model.revoked_at.is_(None), cond)  # type: ignore[arg-type]  # cond: a column clause
     ).all()
     if rows:
         db.execute(update(model).where(model.id.in_([r.id for r in rows])).values(revoked_at=now))

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from livegate.tiktok.cookies import cookie_header
 from livegate.tiktok.http import DEFAULT_USER_AGENT
@@ -79,7 +80,7 @@ async def open_push(
     try:
         conn = await ws_connect(
             url,
-            subprotocols=subprotocols or None,  # type: ignore[arg-type]
+            subprotocols=[Subprotocol(p) for p in subprotocols] or None,
             additional_headers=headers,
             open_timeout=OPEN_TIMEOUT,
             ping_interval=None,

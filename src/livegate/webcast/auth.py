@@ -88,7 +88,7 @@ _TOKEN_STATUS = (
 )
 
 
-UNKNOWN_TOKEN = "The access token is unknown: send one livegate issued (lg_at_...)."
+UNKNOWN_TOKEN = "The access token is unknown: send one livegate issued (lg_at_...)."  # noqa: S105  # a message
 
 
 @dataclass(frozen=True)

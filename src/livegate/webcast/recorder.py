@@ -3,15 +3,14 @@
 A call adds one to the count of its (client, grant, account, route, status); a background task
 writes the counts every `interval` seconds (and on shutdown) with one multi-row INSERT: one row
 per distinct key, its detail `{route, status, count}`, its time that of the batch's first call.
-Under load that is a handful of rows a second instead of one per call (640 rows a second
-at 640 fetches a second, the gateway's only per-call database work on the warm path). The
+Under load that is a handful of rows a second instead of one per call (it would otherwise be
+the gateway's only per-call database work on the warm path). The
 dashboard's usage page reads these rows (`kind = "webcast.call"`, a row without `count` is one
 call). A batch the database refuses is kept and written with the next one.
 
-Every 5 s by default, not faster: on PostgreSQL a write cost the gateway about 1.5 ms of CPU
-in a worker thread, and a write that overlaps a call holds the GIL against it. At ten fetches
-a second, writing every 0.5 s cost 2175 µs of CPU per fetch against 1887 µs every 5 s
-(scratch A/B, pinned, c=1); the usage page lags by up to those 5 s.
+Every 5 s by default, not faster: on PostgreSQL a write costs the gateway CPU in a worker
+thread, and a write that overlaps a call holds the GIL against it, so more frequent writes
+cost every fetch (docs/benchmarks.md, notes); the usage page lags by up to those 5 s.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
             .values(used_at=utcnow(), family_id=pysecrets.token_hex(16))
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]  # rowcount: CursorResult, typed as Result
             raise InvalidGrantError("The authorization code was already used.")
         db.refresh(row)
         if row.redirect_uri and self.request.payload.redirect_uri != row.redirect_uri:
