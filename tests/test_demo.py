@@ -464,7 +464,7 @@ async def test_desktop_journey_through_the_phone_link_in_a_new_tab(
     demo: Demo, chromium: Browser
 ) -> None:
     console = Console()
-    context = await chromium.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
+    context = await chromium.new_context(viewport=DESKTOP)
     console.watch(context)
     missing: list[str] = []
     # No missing resource (a favicon, say); a 404 page asked for on purpose is no resource.
@@ -504,7 +504,7 @@ async def test_on_a_phone_the_qr_page_leads_with_open_in_the_tiktok_app(
     demo: Demo, chromium: Browser
 ) -> None:
     context = await chromium.new_context(
-        viewport=PHONE,  # type: ignore[arg-type]
+        viewport=PHONE,
         is_mobile=True,
         has_touch=True,
     )

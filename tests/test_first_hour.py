@@ -126,7 +126,7 @@ async def test_every_dashboard_page_fits_a_390px_screen(
 ) -> None:
     gw = gateway.url
     context = await chromium.new_context(
-        viewport=PHONE,  # type: ignore[arg-type]
+        viewport=PHONE,
         is_mobile=True,
         has_touch=True,
     )
