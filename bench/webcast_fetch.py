@@ -131,7 +131,7 @@ def wrk(url: str, headers: dict[str, str], conc: int, secs: int) -> dict[str, An
 
     row: dict[str, Any] = {"rps": float(grab(r"Requests/sec:\s+([\d.]+)")[0])}
     for p in (50, 99):
-        value, unit = grab(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)$")
+        value, unit = grab(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)\s*$")
         row[f"p{p}"] = float(value) * UNITS[unit]
     row["requests"] = int(grab(r"(\d+) requests in")[0])
     errors = re.findall(r"(?:Non-2xx or 3xx responses:|connect|read|write|timeout) (\d+)", out)
