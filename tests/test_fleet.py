@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -39,8 +40,16 @@ from livegate.config import Settings
 from livegate.db.engine import Database
 from livegate.db.models import RefreshToken
 from livegate.secrets import digest
+from tests.browser import (
+    Browsing,
+    browsing_fixture,  # noqa: F401
+    callback_app_fixture,  # noqa: F401
+    chromium_fixture,  # noqa: F401
+    expect,
+)
 from tests.oauth_helpers import App, introspect, refresh, register, revoke, tokens_for
 from tests.servers import ServerThread, free_port, wait_for
+from tests.test_browser_oauth import continue_to_qr, new_app, open_consent, username, wait_callback
 from tests.test_serve_workers import Served, base_env
 from tests.test_tiktoklive_e2e import DEADLINE, _ws_connected, make_client
 from tests.test_token_attacks import Racer, not_invalid_grant, side_by_side
@@ -276,6 +285,45 @@ def test_authorization_code_flow_through_the_fleet_with_polls_on_both_instances(
     assert introspect(fleet.url, app, tokens["access_token"])["active"] is True
     polls = served_by(fleet, start, r"^/tiktok/oauth/login/[^/]+/status")
     assert {h.server for h in polls} == {"a", "b"}, polls
+    assert all(h.status < 500 for h in fleet.hits()[start:])
+
+
+@spec("RFC 6749", "4.1")
+@pytest.mark.browser
+@pytest.mark.asyncio(loop_scope="session")
+async def test_authorization_code_flow_in_chromium_through_the_fleet(
+    fleet: Fleet,
+    sim: ServerThread,
+    database: Database,
+    callback_app: ServerThread,
+    browsing: Browsing,
+) -> None:
+    start = len(fleet.hits())
+    app = new_app(database, SimpleNamespace(url=fleet.url), callback_app)  # type: ignore[arg-type]
+    page = await browsing.desktop.new_page()
+    await open_consent(page, app)
+    href = await continue_to_qr(page)
+    phone = await browsing.phone.new_page()
+    resp = await phone.goto(href)
+    assert resp is not None and resp.status == 200
+    name = username()
+    await phone.get_by_label(re.compile(r"create (a new |an )?account", re.I)).fill(name)
+    await phone.get_by_role("button", name="Confirm").click()
+    await expect(phone.get_by_role("heading", level=1)).to_have_text("Logged in")
+    params = await wait_callback(page, app)
+    assert params["state"] == app.state and params["iss"] == fleet.url
+    token: dict[str, Any] = await asyncio.to_thread(
+        app.oauth.fetch_token, app.token_url, authorization_response=page.url
+    )
+    async with httpx.AsyncClient() as http:
+        info = await http.get(
+            f"{fleet.url}/tiktok/oauth/userinfo",
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+        )
+    assert info.status_code == 200 and info.json()["uniqueId"] == name
+    # The page's requests and polls went to both instances, and none failed.
+    sign_in = served_by(fleet, start, r"^/tiktok/oauth/(authorize|login/)")
+    assert {h.server for h in sign_in} == {"a", "b"}, sign_in
     assert all(h.status < 500 for h in fleet.hits()[start:])
 
 
