@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PORT ?= 8000
 
-.PHONY: venv demo test test-postgres lint format compliance bench browser-deps node-deps clean
+.PHONY: venv demo test test-postgres lint format compliance bench browser-deps fleet-deps node-deps clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ browser-deps:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium missing: apt-get install chromium (browser tests fail unless LIVEGATE_TEST_NO_BROWSER=1)"; fi; }
 
+# Debian's haproxy for tests/test_fleet.py (PostgreSQL + Redis only), installed when missing
+# (needs root). Without it that test fails, unless LIVEGATE_TEST_NO_HAPROXY=1 skips it.
+fleet-deps:
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+		else echo "haproxy missing: apt-get install haproxy (tests/test_fleet.py needs it)"; fi; }
+
 node-deps:
 	@if command -v npm >/dev/null 2>&1 && [ -f tests/node/package.json ]; then \
 		cd tests/node && npm ci --no-audit --no-fund --silent; fi
@@ -36,7 +43,7 @@ test: venv browser-deps node-deps
 	$(VENV)/bin/pytest -q
 
 # The same suite against PostgreSQL and Redis.
-test-postgres: venv browser-deps node-deps
+test-postgres: venv browser-deps fleet-deps node-deps
 	LIVEGATE_TEST_DATABASE_URL=$${LIVEGATE_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 	LIVEGATE_TEST_REDIS_URL=$${LIVEGATE_TEST_REDIS_URL:-redis://127.0.0.1:6379/0} \
 	$(VENV)/bin/pytest -q

@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # The dashboard and /account; also sets logins.on_account_login.
     dashboard_routes.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
+    app.add_api_route("/favicon.ico", favicon, summary="The site icon (SVG)", tags=["pages"])
     add_middleware(app, settings)
     # /healthz, /readyz, /metrics; the request id and HTTP metrics, outside everything.
     observability.install(app, settings)

@@ -19,6 +19,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.requests import HTTPConnection
 
+from livegate import metrics
 from livegate.config import Settings
 from livegate.secrets import digest
 
@@ -169,7 +170,7 @@ class Limiter:
     async def retry_after(self, rules: list[Rule]) -> int | None:
         """Seconds until every rule allows one more attempt; None when all do. Counts nothing."""
         waits = [
-            await self._wait(rule)
+            await self._refused(rule)
             for rule in rules
             if not await self.window.test(self._item(rule.limit), *rule.keys)
         ]
@@ -185,6 +186,10 @@ class Limiter:
         answer is the seconds to wait."""
         if await self.window.hit(self._item(rule.limit), *rule.keys):
             return None
+        return await self._refused(rule)
+
+    async def _refused(self, rule: Rule) -> int:
+        metrics.rate_limited(rule.keys[1] if len(rule.keys) > 1 else rule.keys[0])
         return await self._wait(rule)
 
     async def _wait(self, rule: Rule) -> int:

@@ -246,6 +246,24 @@ class PendingLogin(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
+class RelayTicket(Base):
+    """One WebSocket relay ticket waiting to be opened (webcast/tickets.py).
+
+    Keyed by the ticket's digest; what the relay needs (the upstream push URL, the grant, the
+    token digest, the session jar) is sealed under the server key and the ticket itself,
+    which only the URL holds. A dump alone opens nothing, and the URL alone finds nothing
+    once the row is gone. Taking a ticket deletes its row, so it opens once across every
+    instance sharing the database.
+    """
+
+    __tablename__ = "relay_tickets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import structlog
 
+from livegate import metrics
 from livegate.config import Settings
 from livegate.tiktok.answers import as_int
 from livegate.tiktok.cookies import cookie_header, parse_set_cookie
@@ -386,7 +387,8 @@ class PassportClient:
                 headers["x-tt-passport-ttwid-ticket"] = ticket
         host = urlsplit(url).hostname
         try:
-            resp = await self._http.request(method, url, params=params, headers=headers)
+            with metrics.counting_upstream("passport" + urlsplit(url).path):
+                resp = await self._http.request(method, url, params=params, headers=headers)
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             msg = f"{host}: {type(exc).__name__}"
             raise (_Unreachable(msg, True) if fallback else UpstreamTimeout(msg)) from None

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from livegate import metrics
 from livegate.config import Settings
 from livegate.tiktok.errors import UpstreamBlocked, UpstreamError, UpstreamTimeout
 
@@ -112,19 +113,20 @@ class SignServerSigner:
         headers = {"Accept": "application/json"}
         if self.api_key:
             headers["X-Api-Key"] = self.api_key
-        try:
-            resp = await self.http.post(
-                f"{self.base_url}/webcast/sign_url",
-                params={"client": "ttlive-other"},
-                json=body,
-                headers=headers,
-                timeout=self.timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout("sign server timed out") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"sign server unreachable: {type(exc).__name__}") from exc
-        return self._parse(resp, url, user_agent)
+        with metrics.counting_upstream("signer/sign_url"):
+            try:
+                resp = await self.http.post(
+                    f"{self.base_url}/webcast/sign_url",
+                    params={"client": "ttlive-other"},
+                    json=body,
+                    headers=headers,
+                    timeout=self.timeout,
+                )
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout("sign server timed out") from exc
+            except httpx.HTTPError as exc:
+                raise UpstreamError(f"sign server unreachable: {type(exc).__name__}") from exc
+            return self._parse(resp, url, user_agent)
 
     def _parse(self, resp: httpx.Response, url: str, user_agent: str) -> SignedRequest:
         try:

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from livegate import metrics
 from livegate.config import Settings
 from livegate.tiktok import protobuf
 from livegate.tiktok.answers import (
@@ -96,17 +97,18 @@ class WebcastClient:
 
     async def _run(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """One overall deadline per public call, and only our error types out of it."""
-        try:
-            async with asyncio.timeout(self.settings.upstream_timeout):
-                return await call()
-        except UpstreamError:
-            raise
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise UpstreamTimeout(f"{what}: TikTok did not answer in time") from exc
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
-            raise UpstreamError(f"{what}: {type(exc).__name__}") from exc
-        except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
-            raise UpstreamError(f"{what}: unusable answer ({type(exc).__name__})") from exc
+        with metrics.counting_upstream(what):
+            try:
+                async with asyncio.timeout(self.settings.upstream_timeout):
+                    return await call()
+            except UpstreamError:
+                raise
+            except (TimeoutError, httpx.TimeoutException) as exc:
+                raise UpstreamTimeout(f"{what}: TikTok did not answer in time") from exc
+            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+                raise UpstreamError(f"{what}: {type(exc).__name__}") from exc
+            except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+                raise UpstreamError(f"{what}: unusable answer ({type(exc).__name__})") from exc
 
     async def _request(
         self,

@@ -15,6 +15,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 
+from livegate import metrics
 from livegate.config import Settings
 from livegate.errors import LivegateError
 from livegate.ratelimit import NAMESPACE
@@ -73,6 +74,7 @@ class WebcastLimiter:
             item, NAMESPACE, category, cred.kind, cred.ident
         )
         retry = max(1, math.ceil(stats.reset_time - time.time()))
+        metrics.rate_limited(f"{category}:{cred.kind}")
         message = (
             f"Too many {_CATEGORY_NAMES[category]} for this {_CREDENTIAL_NAMES[cred.kind]} "
             f"(limit {self.specs[category]}); retry in {retry} s, or ask the gateway's "

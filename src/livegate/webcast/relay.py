@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from livegate import metrics
 from livegate.db.engine import Database
 from livegate.db.models import AccessToken, Grant, utcnow
 from livegate.oauth import tokens
@@ -85,9 +86,12 @@ class RelayRegistry:
     def add(self, token_digest: str, grant_id: int) -> Relay:
         relay = Relay(token_digest, grant_id)
         self._open.add(relay)
+        metrics.relay_opened()
         return relay
 
     def discard(self, relay: Relay) -> None:
+        if relay in self._open:
+            metrics.relay_closed()
         self._open.discard(relay)
 
     def _end(self, token_digests: set[str], grant_ids: set[int]) -> None:
@@ -157,7 +161,7 @@ class WebSocketRelay:
         self.relays = relays
 
     async def handle(self, ws: WebSocket, ticket_id: str) -> None:
-        ticket = self.tickets.take(ticket_id)
+        ticket = await to_thread.run_sync(self.tickets.take, ticket_id)
         if ticket is None:
             await _deny(ws, 200, "417", "livegate: unknown, used or expired WebSocket ticket")
             return

@@ -73,7 +73,7 @@ class WebcastService:
         self.auth = Authenticator(database, vault, limiter)
         self.limiter = WebcastLimiter(settings, limiter.storage)
         self.recorder = CallRecorder(database)
-        self.tickets = TicketStore()
+        self.tickets = TicketStore(database, vault)
         self.relays = RelayRegistry(database)
         self.relay = WebSocketRelay(self.tickets, self.auth.token_usable, self.relays)
         self.ws_base = ws_base(settings.issuer)
@@ -135,11 +135,15 @@ class WebcastService:
         if principal.vault_session and principal.caller and jar and token_digest:
             grant_id, session_jar = principal.caller.grant_id, jar
 
+            rows: list[dict[str, object]] = []
+
             def relayed(upstream: str) -> str:
-                ticket = self.tickets.issue(upstream, grant_id, token_digest, session_jar)
+                ticket, row = self.tickets.seal(upstream, grant_id, token_digest, session_jar)
+                rows.append(row)
                 return f"{self.ws_base}/webcast/ws/{ticket}/"
 
             body = rewrite_push_server(body, relayed, result.top)
+            await to_thread.run_sync(self.tickets.save, rows)
             cookies = {k: v for k, v in result.set_cookies.items() if k in VISITOR_COOKIES}
         else:
             cookies = {

@@ -1,20 +1,36 @@
 """Relay tickets: what a session-signed fetch hands the client instead of TikTok's push server.
 
 `push_server` in such a fetch result is rewritten to `ws(s)://<public host>/webcast/ws/<ticket>/`
-(webcast/relay.py serves it). A ticket is random, held only in this process's memory with the
-upstream URL and the session jar, single use, valid `TICKET_TTL` seconds to start, and bound
-to the grant and the access token whose fetch issued it.
+(webcast/relay.py serves it). A ticket is random, single use, valid `TICKET_TTL` seconds to
+start, and bound to the grant and the access token whose fetch issued it.
+
+Any instance sharing the database may receive the relay's handshake, so a ticket is kept in
+the database (`relay_tickets`): the row is keyed by the ticket's digest and holds the upstream
+URL, grant, token digest and session jar sealed under HKDF(server key || ticket)
+(`Vault.seal`). The cookies never leave livegate: the URL, which proxies log, carries only the
+ticket, and a dump of the table opens nothing without it. Taking a ticket deletes its row in
+the same statement that reads it, so it opens once across every instance.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy import delete, insert
+from sqlalchemy.orm import Session
+
+from livegate.db.engine import Database
+from livegate.db.models import RelayTicket, utcnow
+from livegate.secrets import digest
+from livegate.vault import Vault, VaultError
+
 TICKET_TTL = 60.0
-MAX_TICKETS = 100_000
+KIND = "relay-ticket"
+PRUNE_EVERY = 10.0  # seconds between deletions of tickets nobody opened
 
 
 @dataclass(frozen=True)
@@ -25,16 +41,7 @@ class Ticket:
     cookies: dict[str, str] = field(repr=False)  # the session jar the fetch was signed with
 
 
-# How the store holds a ticket until it is taken: (created, upstream, grant_id, token_digest,
-# the jar as JSON). A plain tuple of strings and numbers, which the garbage collector stops
-# tracking at its first pass: a busy gateway holds tens of thousands of tickets (one per fetch,
-# for TICKET_TTL), and held as dataclasses with a dict each, every full collection walked
-# them all (8.6-12.6 ms pauses at 64 concurrent fetches). A tuple subclass (NamedTuple) would
-# stay tracked.
-_Held = tuple[float, str, int, str, str]
-
-
-TICKET_BYTES = 24
+TICKET_BYTES = 32
 _RANDOM_BATCH = TICKET_BYTES * 256
 _random = bytearray()
 
@@ -54,40 +61,68 @@ os.register_at_fork(after_in_child=_random.clear)
 
 
 class TicketStore:
-    def __init__(self, ttl: float = TICKET_TTL) -> None:
+    def __init__(self, database: Database, vault: Vault, ttl: float = TICKET_TTL) -> None:
+        self.db = database
+        self.vault = vault
         self.ttl = ttl
-        self._tickets: dict[str, _Held] = {}
+        self._pruned = 0.0
+
+    def seal(
+        self, upstream: str, grant_id: int, token_digest: str, cookies: dict[str, str]
+    ) -> tuple[str, dict[str, object]]:
+        """A new ticket and its row, not yet saved: sealing needs no database, so a fetch's
+        push servers are sealed while its answer is rewritten and saved in one statement."""
+        ticket = _random_id()
+        row_id = digest(ticket)
+        plain = json.dumps([upstream, grant_id, token_digest, cookies]).encode()
+        # The row id as associated data: a blob copied onto another row does not open there.
+        sealed = self.vault.seal(ticket, KIND, plain, row_id.encode())
+        expires = utcnow() + dt.timedelta(seconds=self.ttl)
+        return ticket, {
+            "id": row_id,
+            "sealed": sealed,
+            "expires_at": expires,
+            "created_at": utcnow(),
+        }
+
+    def save(self, rows: list[dict[str, object]]) -> None:
+        if not rows:
+            return
+        with self.db.session() as db:
+            db.execute(insert(RelayTicket), rows)
+            self._prune(db)
 
     def issue(
         self, upstream: str, grant_id: int, token_digest: str, cookies: dict[str, str]
     ) -> str:
-        self._prune()
-        ticket = _random_id()
-        self._tickets[ticket] = (
-            time.monotonic(),
-            upstream,
-            grant_id,
-            token_digest,
-            json.dumps(cookies),
-        )
+        ticket, row = self.seal(upstream, grant_id, token_digest, cookies)
+        self.save([row])
         return ticket
 
     def take(self, ticket: str) -> Ticket | None:
-        held = self._tickets.pop(ticket, None)  # single use, whatever happens next
-        if held is None or time.monotonic() - held[0] > self.ttl:
+        """The ticket's contents, once; None if unknown, taken, expired or not opening."""
+        row_id = digest(ticket)
+        with self.db.session() as db:
+            taken = db.execute(
+                delete(RelayTicket)
+                .where(RelayTicket.id == row_id)
+                .returning(RelayTicket.sealed, RelayTicket.expires_at)
+            ).first()
+        if taken is None or taken.expires_at <= utcnow():
             return None
-        _created, upstream, grant_id, token_digest, jar = held
-        return Ticket(upstream, grant_id, token_digest, json.loads(jar))
+        try:
+            plain = self.vault.unseal(ticket, KIND, taken.sealed, row_id.encode())
+        except VaultError:
+            return None
+        upstream, grant_id, token_digest, cookies = json.loads(plain)
+        return Ticket(upstream, int(grant_id), token_digest, dict(cookies))
 
-    def _prune(self) -> None:
-        # Insertion order is creation order: expired tickets are always at the front.
-        cutoff = time.monotonic() - self.ttl
-        tickets = self._tickets
-        while tickets:
-            oldest = next(iter(tickets))
-            if tickets[oldest][0] >= cutoff and len(tickets) < MAX_TICKETS:
-                break
-            del tickets[oldest]
+    def _prune(self, db: Session) -> None:
+        now = time.monotonic()
+        if now - self._pruned < PRUNE_EVERY:
+            return
+        self._pruned = now
+        db.execute(delete(RelayTicket).where(RelayTicket.expires_at <= utcnow()))
 
 
 def ws_base(public_url: str) -> str:
