@@ -67,7 +67,7 @@ def phone(sim_url: str, token: str, action: str, uid: str | None = None) -> http
     return httpx.post(f"{sim_url}/_sim/qr/{token}/{action}", json={"uid": uid} if uid else {})
 
 
-def wait_status(login: Login, want: set[str], timeout: float = 15) -> dict[str, object]:
+def wait_status(login: Login, want: set[str], timeout: float = 45) -> dict[str, object]:
     def check() -> dict[str, object] | None:
         r = login.browser.get(f"/tiktok/oauth/login/{login.login_id}/status")
         body: dict[str, object] = r.json()
