@@ -44,19 +44,9 @@ def token_required() -> LivegateError:
     )
 
 
-class TokenRejected(LivegateError):
-    """An access token refused: a LivegateError like any other. A class of its own only while
-    api/auth.py catches it by this name and reads `description`; once the webcast code
-    catches LivegateError (or lets it through), `invalid_token` can return a LivegateError."""
-
-    @property
-    def description(self) -> str:
-        return self.message
-
-
 def invalid_token(description: str) -> LivegateError:
     """RFC 6750 §3.1: 401 and a challenge naming `invalid_token`."""
-    return TokenRejected(
+    return LivegateError(
         401,
         "invalid_token",
         description,

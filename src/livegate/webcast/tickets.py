@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -42,22 +42,6 @@ class Ticket:
 
 
 TICKET_BYTES = 32
-_RANDOM_BATCH = TICKET_BYTES * 256
-_random = bytearray()
-
-
-def _random_id() -> str:
-    """TICKET_BYTES from the OS's CSPRNG as hex. The bytes are drawn in batches: one
-    getrandom call per ticket was the costliest step of a token fetch at one poll per 100 ms."""
-    if len(_random) < TICKET_BYTES:
-        _random[:] = os.urandom(_RANDOM_BATCH)
-    chunk = _random[-TICKET_BYTES:]
-    del _random[-TICKET_BYTES:]
-    return chunk.hex()
-
-
-# A forked child must not hand out the parent's remaining bytes again.
-os.register_at_fork(after_in_child=_random.clear)
 
 
 class TicketStore:
@@ -72,7 +56,7 @@ class TicketStore:
     ) -> tuple[str, dict[str, object]]:
         """A new ticket and its row, not yet saved: sealing needs no database, so a fetch's
         push servers are sealed while its answer is rewritten and saved in one statement."""
-        ticket = _random_id()
+        ticket = secrets.token_hex(TICKET_BYTES)
         row_id = digest(ticket)
         plain = json.dumps([upstream, grant_id, token_digest, cookies]).encode()
         # The row id as associated data: a blob copied onto another row does not open there.

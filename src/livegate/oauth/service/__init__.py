@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from livegate.config import Settings
 from livegate.db.engine import Database
-from livegate.oauth.bearer import TokenRejected
 from livegate.oauth.service.authorization import (
     AuthorizationService,
     ConsentRequest,
@@ -21,7 +20,6 @@ __all__ = [
     "ClientService",
     "ConsentRequest",
     "OAuthService",
-    "TokenRejected",
     "TokenService",
     "upsert_account",
 ]
