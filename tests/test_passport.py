@@ -33,7 +33,7 @@ from livegate.tiktok.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from livegate.tiktok.http import make_http_client
+from livegate.tiktok.http import Upstream, make_http_client
 from livegate.tiktok.passport import PassportClient, QRPoll
 from tests.servers import ServerThread, free_port
 
@@ -65,7 +65,13 @@ def passport_sim(make_sim: SimFactory) -> tuple[ServerThread, SimState]:
 @pytest.fixture
 async def passport_http() -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(upstream_timeout=3.0)
-    async with make_http_client(settings) as client:
+    async with httpx.AsyncClient(timeout=settings.upstream_timeout) as client:
+        yield client
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    async with make_http_client(Settings(upstream_timeout=3.0)) as client:
         yield client
 
 
@@ -108,10 +114,13 @@ async def poll_until(
 
 
 async def test_start_scan_confirm_gives_session_and_profile(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, simstate = passport_sim
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     uid = await new_account(
         passport_http, server.url, "alice_live", nickname="Alice", idc="useast2a"
     )
@@ -158,8 +167,6 @@ async def test_start_scan_confirm_gives_session_and_profile(
 
     # A spent token does not hand out a second session.
     assert (await client.poll(state, qr.token)).status == "expired"
-    # The shared client's own jar never holds anyone's cookies.
-    assert len(passport_http.cookies.jar) == 0
 
     profile = await client.fetch_profile(cookies)
     account = simstate.accounts[uid]
@@ -190,10 +197,13 @@ async def test_get_qrcode_shape(
 
 
 async def test_refused(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, _ = passport_sim
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     state, qr = await client.start()
     assert (await control(passport_http, server.url, f"/qr/{qr.token}/refuse")).json()[
         "status"
@@ -206,10 +216,10 @@ async def test_refused(
 
 
 async def test_expiry_then_new_qr(
-    make_sim: SimFactory, passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream, make_sim: SimFactory, passport_http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = make_sim(qr_lifetime=1)
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     state, qr = await client.start()
     assert qr.expire_time - time.time() <= 1.5
 
@@ -224,10 +234,10 @@ async def test_expiry_then_new_qr(
 
 
 async def test_polling_too_fast_backs_off(
-    make_sim: SimFactory, passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream, make_sim: SimFactory, passport_http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     server, _ = make_sim(min_poll_interval=30.0)
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     state, qr = await client.start()
     assert (await client.poll(state, qr.token)).status == "new"
     result = await client.poll(state, qr.token)
@@ -237,10 +247,13 @@ async def test_polling_too_fast_backs_off(
 
 
 async def test_verify_then_confirm(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, _ = passport_sim
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     uid = await new_account(passport_http, server.url, "bob2fa")
     state, qr = await client.start()
     resp = await control(passport_http, server.url, f"/qr/{qr.token}/verify", {"uid": uid})
@@ -260,13 +273,16 @@ async def test_verify_then_confirm(
 
 
 async def test_host_fallback(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, _ = passport_sim
     dead = f"http://127.0.0.1:{free_port()}"
     settings = settings_for(server.url, tmp_path, tiktok_passport_urls=[dead, server.url])
     assert settings.passport_urls == [dead, server.url]
-    client = PassportClient(passport_http, settings)
+    client = PassportClient(upstream, settings)
     uid = await new_account(passport_http, server.url, "carol")
     state, qr = await client.start()
 
@@ -277,9 +293,11 @@ async def test_host_fallback(
     assert result.status == "confirmed" and has_login_cookie(result.cookies)
 
 
-async def test_all_hosts_dead(passport_http: httpx.AsyncClient, tmp_path: Path) -> None:
+async def test_all_hosts_dead(
+    upstream: Upstream, passport_http: httpx.AsyncClient, tmp_path: Path
+) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    client = PassportClient(passport_http, settings_for(dead, tmp_path))
+    client = PassportClient(upstream, settings_for(dead, tmp_path))
     with pytest.raises(UpstreamError):
         await client.start()
     with pytest.raises(UpstreamError) as info:
@@ -288,10 +306,13 @@ async def test_all_hosts_dead(passport_http: httpx.AsyncClient, tmp_path: Path) 
 
 
 async def test_fault_injection(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, simstate = passport_sim
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     state, qr = await client.start()
 
     # One 503 is absorbed by the single-host retry.
@@ -321,10 +342,13 @@ async def test_fault_injection(
 
 
 async def test_timeout(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, _ = passport_sim
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     state, qr = await client.start()
     await control(
         passport_http, server.url, "/faults", {"route": "check_qrconnect", "delay_ms": 1500}
@@ -338,10 +362,13 @@ async def test_timeout(
 
 
 async def test_profile_with_expired_session(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, _ = passport_sim
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     uid = await new_account(passport_http, server.url, "dave")
     state, qr = await client.start()
     await control(passport_http, server.url, f"/qr/{qr.token}/confirm", {"uid": uid})
@@ -379,12 +406,15 @@ async def test_user_detail_shapes(
 
 
 async def test_no_secrets_in_logs(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, _ = passport_sim
     dead = f"http://127.0.0.1:{free_port()}"
     client = PassportClient(
-        passport_http, settings_for(server.url, tmp_path, tiktok_passport_urls=[dead, server.url])
+        upstream, settings_for(server.url, tmp_path, tiktok_passport_urls=[dead, server.url])
     )
     uid = await new_account(passport_http, server.url, "frank")
     with structlog.testing.capture_logs() as logs:
@@ -403,11 +433,11 @@ async def test_no_secrets_in_logs(
 
 
 async def test_control_api(
-    make_sim: SimFactory, passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream, make_sim: SimFactory, passport_http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     # Long enough that neither QR expires while a loaded machine runs the first checks.
     server, _ = make_sim(qr_lifetime=3)
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     uid = await new_account(passport_http, server.url, "gina")
     _, first = await client.start()
     _, second = await client.start()
@@ -438,10 +468,13 @@ async def test_control_api(
 
 
 async def test_phone_page_confirm(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, simstate = passport_sim
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     uid = await new_account(passport_http, server.url, "henry", nickname="Henry H")
     state, qr = await client.start()
 
@@ -468,10 +501,13 @@ async def test_phone_page_confirm(
 
 
 async def test_phone_page_new_account_and_refuse(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, simstate = passport_sim
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     state, qr = await client.start()
     page = await passport_http.get(f"{server.url}/_sim/phone", params={"token": qr.token})
     assert "Create an account" in page.text
@@ -564,10 +600,13 @@ def test_jar_helpers() -> None:
 
 
 async def test_profile_room_id_from_webcast_world(
-    passport_sim: tuple[ServerThread, SimState], passport_http: httpx.AsyncClient, tmp_path: Path
+    upstream: Upstream,
+    passport_sim: tuple[ServerThread, SimState],
+    passport_http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     server, _ = passport_sim
-    client = PassportClient(passport_http, settings_for(server.url, tmp_path))
+    client = PassportClient(upstream, settings_for(server.url, tmp_path))
     uid = await new_account(passport_http, server.url, "streamer")
     resp = await control(passport_http, server.url, "/rooms", {"unique_id": "streamer"})
     assert resp.status_code == 200, resp.text

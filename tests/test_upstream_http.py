@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
 
 from livegate.config import Settings
-from livegate.tiktok.http import make_http_client
+from livegate.tiktok.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from livegate.tiktok.http import Upstream, make_http_client
 from tests.servers import free_port
 
 
@@ -65,31 +66,39 @@ async def serve(
 
 
 @pytest.fixture
-async def short_timeout_http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def short_timeout_http(tmp_path: Path) -> AsyncIterator[Upstream]:
     async with make_http_client(Settings(data_dir=tmp_path, upstream_timeout=1.0)) as client:
         yield client
 
 
-async def test_keep_alive_reuses_one_connection(short_timeout_http: httpx.AsyncClient) -> None:
+async def test_keep_alive_reuses_one_connection(short_timeout_http: Upstream) -> None:
     peer, server = await serve(lambda n: (ok(b"answer %d" % n), False))
     async with server:
         for n in range(3):
-            got = await short_timeout_http.send(httpx.Request("GET", f"{peer.url}/p?n={n}"))
-            assert (got.status_code, got.content) == (200, b"answer %d" % n)
-        assert (await short_timeout_http.get(f"{peer.url}/q")).content == b"answer 3"
+            got = await short_timeout_http.send("GET", f"{peer.url}/p?n={n}")
+            assert (got.status, got.body) == (200, b"answer %d" % n)
+        assert (await short_timeout_http.send("GET", f"{peer.url}/q")).body == b"answer 3"
     assert peer.connections == 1
     assert peer.requests[0].startswith(b"GET /p?n=0 HTTP/1.1\r\nHost: localhost:")
 
 
-async def test_the_query_goes_out_byte_for_byte(short_timeout_http: httpx.AsyncClient) -> None:
+async def test_only_the_callers_headers_go_out(short_timeout_http: Upstream) -> None:
+    peer, server = await serve(lambda n: (ok(b"x"), False))
+    async with server:
+        await short_timeout_http.send("GET", f"{peer.url}/", headers={"Accept": "a/b", "X-T": "1"})
+    head = peer.requests[0].decode().lower().split("\r\n")[1:]
+    names = sorted(line.partition(":")[0] for line in head if line)
+    assert names == ["accept", "accept-encoding", "host", "user-agent", "x-t"]
+    assert "user-agent: mozilla/5.0" in peer.requests[0].decode().lower()
+
+
+async def test_the_query_goes_out_byte_for_byte(short_timeout_http: Upstream) -> None:
     # Signatures (X-Bogus, X-Gnarly) cover the exact query: no escape may be added or undone.
     peer, server = await serve(lambda n: (ok(b"x"), False))
     query = "a=1%2C2&b=%7E~&X-Bogus=DFSz+x&empty=&c=%E4%BD%A0&d=a/b?c:d@e!$'()*,;="
     async with server:
-        await short_timeout_http.send(
-            httpx.Request("GET", f"{peer.url}/webcast/im/fetch/?{query}#frag")
-        )
-        await short_timeout_http.send(httpx.Request("GET", f"{peer.url}?only=query"))
+        await short_timeout_http.send("GET", f"{peer.url}/webcast/im/fetch/?{query}#frag")
+        await short_timeout_http.send("GET", f"{peer.url}?only=query")
     lines = [r.split(b"\r\n", 1)[0] for r in peer.requests]
     assert lines == [
         f"GET /webcast/im/fetch/?{query} HTTP/1.1".encode(),
@@ -108,24 +117,24 @@ async def test_the_query_goes_out_byte_for_byte(short_timeout_http: httpx.AsyncC
     ],
 )
 async def test_a_header_that_would_smuggle_a_line_is_refused(
-    short_timeout_http: httpx.AsyncClient, headers: dict[str, str]
+    short_timeout_http: Upstream, headers: dict[str, str]
 ) -> None:
     # A sign server's request_headers end up here: none may add a header or a request.
     peer, server = await serve(lambda n: (ok(b"x"), False))
     async with server:
-        with pytest.raises(httpx.LocalProtocolError):
-            await short_timeout_http.send(httpx.Request("GET", f"{peer.url}/", headers=headers))
+        with pytest.raises(UpstreamError):
+            await short_timeout_http.send("GET", f"{peer.url}/", headers=headers)
     assert peer.requests == []
 
 
 async def test_a_target_that_would_smuggle_a_line_is_refused_or_escaped(
-    short_timeout_http: httpx.AsyncClient,
+    short_timeout_http: Upstream,
 ) -> None:
     peer, server = await serve(lambda n: (ok(b"x"), False))
     async with server:
-        with pytest.raises(httpx.InvalidURL):
-            await short_timeout_http.send(httpx.Request("GET", f"{peer.url}/a\r\nInjected: 1"))
-        await short_timeout_http.send(httpx.Request("GET", f"{peer.url}/a b?c=d e"))
+        with pytest.raises(UpstreamError):
+            await short_timeout_http.send("GET", f"{peer.url}/a\r\nInjected: 1")
+        await short_timeout_http.send("GET", f"{peer.url}/a b?c=d e")
     assert [r.split(b"\r\n", 1)[0] for r in peer.requests] == [b"GET /a%20b?c=d%20e HTTP/1.1"]
 
 
@@ -134,36 +143,55 @@ async def test_slow_answer_is_read_timeout_and_the_connection_dropped(tmp_path: 
     peer, server = await serve(lambda n: answers[n])
     settings = Settings(data_dir=tmp_path, upstream_timeout=0.3)
     async with server, make_http_client(settings) as short_timeout_http:
-        with pytest.raises(httpx.ReadTimeout):
-            await short_timeout_http.get(f"{peer.url}/")
+        with pytest.raises(UpstreamTimeout):
+            await short_timeout_http.send("GET", f"{peer.url}/")
         peer.hold.set()  # the late answer must not be taken for the next request's
-        got = await short_timeout_http.get(f"{peer.url}/")
-    assert got.content == b"fresh"
+        got = await short_timeout_http.send("GET", f"{peer.url}/")
+    assert got.body == b"fresh"
     assert peer.connections == 2
 
 
-async def test_refused_connection_is_connect_error(short_timeout_http: httpx.AsyncClient) -> None:
-    with pytest.raises(httpx.ConnectError):
-        await short_timeout_http.get(f"http://127.0.0.1:{free_port()}/")
+async def test_refused_connection_is_unreachable(short_timeout_http: Upstream) -> None:
+    with pytest.raises(UpstreamUnreachable) as refused:
+        await short_timeout_http.send("GET", f"http://127.0.0.1:{free_port()}/")
+    assert refused.value.timed_out is False
 
 
-async def test_a_gzip_answer_is_decoded(short_timeout_http: httpx.AsyncClient) -> None:
+async def test_a_gzip_answer_is_decoded(short_timeout_http: Upstream) -> None:
     packed = gzip.compress(b"protobuf bytes")
     peer, server = await serve(lambda n: (ok(packed, b"Content-Encoding: gzip"), False))
     async with server:
-        assert (await short_timeout_http.get(f"{peer.url}/")).content == b"protobuf bytes"
+        assert (await short_timeout_http.send("GET", f"{peer.url}/")).body == b"protobuf bytes"
+
+
+async def test_an_answer_over_the_limit_is_refused(
+    short_timeout_http: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("livegate.tiktok.http.MAX_ANSWER_BYTES", 1000)
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + (b"200\r\n" + b"x" * 512 + b"\r\n") * 3
+        + b"0\r\n\r\n"
+    )
+    answers = [(ok(b"y" * 1001), False), (chunked, False), (ok(b"z" * 1000), False)]
+    peer, server = await serve(lambda n: answers[n])
+    async with server:
+        for _ in range(2):
+            with pytest.raises(UpstreamError, match="over"):
+                await short_timeout_http.send("GET", f"{peer.url}/")
+        assert len((await short_timeout_http.send("GET", f"{peer.url}/")).body) == 1000
 
 
 @pytest.mark.spec("livegate", "security: one user's TikTok cookies never reach another's call")
 async def test_a_set_cookie_answer_is_never_sent_back(
-    short_timeout_http: httpx.AsyncClient,
+    short_timeout_http: Upstream,
 ) -> None:
     answer = ok(b"x", b"Set-Cookie: sessionid=s3cret; Path=/", b"Set-Cookie: ttwid=t; Path=/")
     peer, server = await serve(lambda n: (answer, False))
     async with server:
-        await short_timeout_http.get(f"{peer.url}/first")
-        await short_timeout_http.get(f"{peer.url}/second")
-    assert len(short_timeout_http.cookies.jar) == 0
+        first = await short_timeout_http.send("GET", f"{peer.url}/first")
+        await short_timeout_http.send("GET", f"{peer.url}/second")
+    assert first.header_list("set-cookie")[0].startswith("sessionid=s3cret")  # read, not kept
     assert b"cookie:" not in peer.requests[1].lower()
 
 
@@ -177,24 +205,26 @@ async def test_proxy_variables_are_not_read(
     monkeypatch.setenv("NO_PROXY", "")
     peer, server = await serve(lambda n: (ok(b"direct"), False))
     async with server, make_http_client(Settings(data_dir=tmp_path)) as short_timeout_http:
-        assert (await short_timeout_http.get(f"{peer.url}/")).content == b"direct"
+        assert (await short_timeout_http.send("GET", f"{peer.url}/")).body == b"direct"
     assert peer.connections == 1
 
 
 @pytest.mark.spec("livegate", "security: upstream TLS certificates are verified")
-async def test_https_verifies_the_certificate(
-    short_timeout_http: httpx.AsyncClient, tmp_path: Path
-) -> None:
+async def test_https_verifies_the_certificate(short_timeout_http: Upstream, tmp_path: Path) -> None:
     cert_pem, key_pem = _self_signed(tmp_path)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert_pem, key_pem)
     peer, server = await serve(lambda n: (ok(b"secure %d" % n), False), tls=server_tls)
     trusting = ssl.create_default_context(cafile=str(cert_pem))
-    async with server, httpx.AsyncClient(verify=trusting) as trusts_it:
-        with pytest.raises(httpx.ConnectError):  # the default trust store does not know it
-            await short_timeout_http.get(f"{peer.url}/x?a=1")
+    connector = aiohttp.TCPConnector(ssl=trusting)
+    async with server, aiohttp.ClientSession(connector=connector) as trusts_it:
+        with pytest.raises(UpstreamUnreachable):  # the default trust store does not know it
+            await short_timeout_http.send("GET", f"{peer.url}/x?a=1")
         # The peer itself is sound: a client told to trust the certificate gets its answers.
-        answers = [(await trusts_it.get(f"{peer.url}/x?a=1")).content for _ in range(2)]
+        answers = []
+        for _ in range(2):
+            async with trusts_it.get(f"{peer.url}/x?a=1") as got:
+                answers.append(await got.read())
     assert answers == [b"secure 0", b"secure 1"]
     assert peer.requests[0].startswith(b"GET /x?a=1 HTTP/1.1\r\nHost: localhost:")
     assert len(peer.requests) == 2  # the refused handshake never reached the peer

@@ -19,6 +19,7 @@ import pytest
 import websockets
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from multidict import CIMultiDict, CIMultiDictProxy
 from TikTokLive.client.web.web_settings import WebDefaults
 from TikTokLive.client.ws.ws_client import WebcastWSClient
 from TikTokLive.client.ws.ws_utils import build_webcast_uri
@@ -44,10 +45,11 @@ from livegate.tiktok.errors import (
     UpstreamEmpty,
     UpstreamError,
     UpstreamTimeout,
+    UpstreamUnreachable,
     UserNotFound,
     UserOffline,
 )
-from livegate.tiktok.http import make_http_client
+from livegate.tiktok.http import Answer, Upstream, make_http_client
 from livegate.tiktok.signer import (
     PassThroughSigner,
     SignServerSigner,
@@ -123,13 +125,13 @@ def settings(own_sim: Sim, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def upstream_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def upstream_http(settings: Settings) -> AsyncIterator[Upstream]:
     async with make_http_client(settings) as client:
         yield client
 
 
 @pytest.fixture
-def client(upstream_http: httpx.AsyncClient, settings: Settings) -> WebcastClient:
+def client(upstream_http: Upstream, settings: Settings) -> WebcastClient:
     return WebcastClient(upstream_http, settings, PassThroughSigner())
 
 
@@ -392,25 +394,26 @@ async def _serve_raw(answer: bytes | None) -> tuple[asyncio.Server, str]:
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        (None, httpx.RemoteProtocolError),  # the peer hangs up without an answer
-        (b"HTTP/1.1 2x0 Nonsense\r\n\r\n", httpx.RemoteProtocolError),
-        # A body cut short: h11 reports the peer's broken promise.
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", httpx.RemoteProtocolError),
+        (None, UpstreamUnreachable),  # the peer hangs up without an answer
+        (b"HTTP/1.1 2x0 Nonsense\r\n\r\n", UpstreamError),
+        # A body cut short: the peer's broken promise.
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", UpstreamError),
     ],
 )
-async def test_transport_failures_arrive_as_httpx_errors(
+async def test_transport_failures_arrive_as_upstream_errors(
     tmp_path: Path, answer: bytes | None, expected: type[Exception]
 ) -> None:
     server, url = await _serve_raw(answer)
     settings = Settings(tiktok_url=url, data_dir=tmp_path)
     async with server, make_http_client(settings) as upstream_http:
-        with pytest.raises(httpx.TransportError) as exc:
-            await upstream_http.get(f"{url}/webcast/im/fetch/")
+        with pytest.raises(UpstreamError) as exc:
+            await upstream_http.send("GET", f"{url}/webcast/im/fetch/")
         assert isinstance(exc.value, expected), repr(exc.value)
+        assert not isinstance(exc.value, UpstreamTimeout)
         client = WebcastClient(upstream_http, settings, PassThroughSigner())
         with pytest.raises(UpstreamError) as failure:
             await client.fetch("1")
-        assert type(failure.value) is UpstreamError  # a broken answer, not a timeout
+        assert type(failure.value) is expected  # a broken answer, not a timeout
 
 
 async def test_a_gzip_encoded_fetch_result_arrives_decoded(tmp_path: Path) -> None:
@@ -869,7 +872,7 @@ async def test_sign_server_signer_signs_the_fetch(
 
 
 async def test_sign_server_errors(sign_server: FakeSignServer) -> None:
-    async with httpx.AsyncClient() as upstream_http:
+    async with Upstream(Settings()) as upstream_http:
         signer = SignServerSigner(upstream_http, sign_server.server.url, "k", timeout=0.5)
         sign_server.mode = "forbidden"
         with pytest.raises(UpstreamBlocked):
@@ -906,7 +909,7 @@ async def test_chat_payload_goes_to_the_signer(
 
 
 def test_make_signer_and_strip_signature(tmp_path: Path) -> None:
-    upstream_http = httpx.AsyncClient()
+    upstream_http = Upstream(Settings(data_dir=tmp_path))
     assert isinstance(make_signer(Settings(data_dir=tmp_path), upstream_http), PassThroughSigner)
     signer = make_signer(Settings(data_dir=tmp_path, signer_url="http://s:1/"), upstream_http)
     assert isinstance(signer, SignServerSigner) and signer.base_url == "http://s:1"
@@ -927,5 +930,5 @@ def test_make_signer_and_strip_signature(tmp_path: Path) -> None:
     ],
 )
 def test_an_upstream_answer_decodes_with_its_charset(content_type: str, text: str) -> None:
-    headers = {"content-type": content_type}
-    assert httpx.Response(200, headers=headers, content="café".encode("latin-1")).text == text
+    headers = CIMultiDictProxy(CIMultiDict({"Content-Type": content_type}))
+    assert Answer(200, headers, "café".encode("latin-1"), "https://h/").text == text

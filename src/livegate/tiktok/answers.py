@@ -8,8 +8,6 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-import httpx
-
 from livegate.tiktok.cookies import cookie_pair
 from livegate.tiktok.errors import (
     AgeRestricted,
@@ -20,6 +18,7 @@ from livegate.tiktok.errors import (
     UpstreamEmpty,
     UpstreamError,
 )
+from livegate.tiktok.http import Answer
 
 # TikTok's webcast JSON status codes that mean something to us.
 STATUS_LOGIN_REQUIRED = 20003  # "Please login first": no session, or one TikTok has ended
@@ -56,7 +55,7 @@ def looks_blocked(text: str) -> bool:
     return any(marker in text for marker in _WAF_MARKERS)
 
 
-def json_or_none(response: httpx.Response) -> Any:
+def json_or_none(response: Answer) -> Any:
     try:
         return response.json()
     except ValueError:
@@ -74,30 +73,30 @@ def as_int(value: Any) -> int | None:
     return None
 
 
-def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+def json_object(response: Answer, what: str) -> dict[str, Any]:
     """The answer's body as a JSON object, whatever its HTTP status."""
-    if not response.content.strip():
-        raise UpstreamEmpty(f"{what}: empty answer (HTTP {response.status_code})")
+    if not response.body.strip():
+        raise UpstreamEmpty(f"{what}: empty answer (HTTP {response.status})")
     body = json_or_none(response)
     if body is None:
-        raise UpstreamError(f"{what}: answer is not JSON (HTTP {response.status_code})")
+        raise UpstreamError(f"{what}: answer is not JSON (HTTP {response.status})")
     if not isinstance(body, dict):
         raise UpstreamError(f"{what}: answer is not a JSON object")
     return body
 
 
-def set_cookies(response: httpx.Response) -> dict[str, str]:
+def set_cookies(response: Answer) -> dict[str, str]:
     """Name and value of every cookie the answer sets, the last one winning."""
     out: dict[str, str] = {}
-    for line in response.headers.get_list("set-cookie"):
+    for line in response.header_list("set-cookie"):
         pair = cookie_pair(line)
         if pair is not None:
             out[pair[0]] = pair[1]
     return out
 
 
-def check_http(response: httpx.Response, what: str) -> None:
-    status = response.status_code
+def check_http(response: Answer, what: str) -> None:
+    status = response.status
     if status == 401:
         raise SessionExpired(f"{what}: TikTok refused the session (HTTP 401)")
     if status == 403:
@@ -111,10 +110,10 @@ def check_http(response: httpx.Response, what: str) -> None:
         raise UpstreamBlocked(f"{what}: TikTok redirected the request (HTTP {status})")
 
 
-def json_body(response: httpx.Response, what: str) -> dict[str, Any]:
+def json_body(response: Answer, what: str) -> dict[str, Any]:
     """The answer's JSON object, after its HTTP status is checked."""
     check_http(response, what)
-    if not response.content:
+    if not response.body:
         raise UpstreamEmpty(f"{what}: TikTok returned an empty body")
     data = json_or_none(response)
     if not isinstance(data, dict):
@@ -142,7 +141,7 @@ def check_webcast_status(data: dict[str, Any], what: str) -> None:
     raise UpstreamError(f"{what}: TikTok status_code {code}")
 
 
-def webcast_data(response: httpx.Response, what: str) -> Any:
+def webcast_data(response: Answer, what: str) -> Any:
     """The `data` of a webcast JSON answer whose HTTP status and `status_code` say success."""
     body = json_body(response, what)
     check_webcast_status(body, what)

@@ -57,3 +57,11 @@ class UserNotFound(UpstreamError):
 class RoomNotFound(UpstreamError):
     code = "room_not_found"
     status = 404
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No answer could be had from the host: refused, reset or (`timed_out`) never accepted."""
+
+    def __init__(self, message: str = "", *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out

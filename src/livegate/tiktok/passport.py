@@ -6,7 +6,7 @@ until the user confirms in the TikTok app; the confirmed answer carries the sess
 
 Everything a later poll needs lives in a JSON-able `state` dict the caller stores between polls.
 Cookies are kept in that per-login jar and sent as an explicit `Cookie` header; the shared
-httpx client's own jar keeps nothing (tiktok/http.py).
+upstream client keeps none (tiktok/http.py).
 """
 
 from __future__ import annotations
@@ -19,14 +19,19 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-import httpx
 import structlog
 
 from livegate import metrics
 from livegate.config import Settings
 from livegate.tiktok.answers import as_int
 from livegate.tiktok.cookies import cookie_header, parse_set_cookie
-from livegate.tiktok.errors import UpstreamBlocked, UpstreamError, UpstreamTimeout
+from livegate.tiktok.errors import (
+    UpstreamBlocked,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from livegate.tiktok.http import DEFAULT_USER_AGENT, Answer, Upstream
 from livegate.tiktok.profile import (
     ACCOUNT_INFO_PARAMS,
     LANGUAGE,
@@ -135,7 +140,7 @@ def _find_key(obj: Any, key: str, depth: int = 0) -> str | None:
     return None
 
 
-def _verify_ticket(resp: httpx.Response) -> str | None:
+def _verify_ticket(resp: Answer) -> str | None:
     raw = resp.headers.get(VERIFY_HEADER)
     if not raw:
         return None
@@ -146,7 +151,7 @@ def _verify_ticket(resp: httpx.Response) -> str | None:
 
 
 class PassportClient:
-    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(self, http: Upstream, settings: Settings) -> None:
         self._http = http
         self._settings = settings
 
@@ -161,7 +166,7 @@ class PassportClient:
             "device_id": _new_device_id(),
             "verify_fp": verify_fp,
             "host_index": 0,
-            "user_agent": self._http.headers.get("User-Agent", ""),
+            "user_agent": DEFAULT_USER_AGENT,
         }
         await self._warm_up(state)
         qr = await self._get_qrcode(state)
@@ -198,9 +203,9 @@ class PassportClient:
                 # the next poll on the next host instead.
                 state["host_index"] = (idx + 1) % len(hosts)
                 raise
-            if resp.status_code >= 500:
-                log.info("passport_host_error", host_index=idx, status=resp.status_code)
-                last = UpstreamError(f"passport answered HTTP {resp.status_code}")
+            if resp.status >= 500:
+                log.info("passport_host_error", host_index=idx, status=resp.status)
+                last = UpstreamError(f"passport answered HTTP {resp.status}")
                 continue
             state["host_index"] = idx
             return await self._interpret_poll(state, resp)
@@ -226,14 +231,14 @@ class PassportClient:
     async def _warm_up(self, state: dict[str, Any]) -> None:
         url = f"{self._settings.www_url}/login/qrcode"
         resp = await self._get_following(state, url, accept="text/html,application/xhtml+xml")
-        if resp.status_code >= 400:
-            raise UpstreamError(f"login page answered HTTP {resp.status_code}")
+        if resp.status >= 400:
+            raise UpstreamError(f"login page answered HTTP {resp.status}")
 
     async def _get_qrcode(self, state: dict[str, Any]) -> QRCode:
         url = f"{self._settings.www_url}/passport/web/get_qrcode/"
         resp = await self._send(state, "GET", url, params=self._base_params(state), passport=True)
-        if resp.status_code >= 400:
-            raise UpstreamError(f"get_qrcode answered HTTP {resp.status_code}")
+        if resp.status >= 400:
+            raise UpstreamError(f"get_qrcode answered HTTP {resp.status}")
         message, data, code = passport_data(resp, "get_qrcode")
         if message != "success" or (code is not None and code != 0):
             raise UpstreamError(f"get_qrcode: error_code {code}")
@@ -249,15 +254,15 @@ class PassportClient:
             state["ttwid_migration_ticket"] = ticket
         return QRCode(token=token, qrcode_index_url=index_url, expire_time=expire_time)
 
-    async def _interpret_poll(self, state: dict[str, Any], resp: httpx.Response) -> QRPoll:
-        if resp.status_code == 429:
+    async def _interpret_poll(self, state: dict[str, Any], resp: Answer) -> QRPoll:
+        if resp.status == 429:
             retry = as_int(resp.headers.get("retry-after"))
             return QRPoll(
                 status="slow_down",
                 retry_after=float(retry) if retry and retry > 0 else SLOW_DOWN_SECONDS,
             )
-        if resp.status_code >= 400:
-            raise UpstreamError(f"check_qrconnect answered HTTP {resp.status_code}")
+        if resp.status >= 400:
+            raise UpstreamError(f"check_qrconnect answered HTTP {resp.status}")
         message, data, code = passport_data(resp, "check_qrconnect")
         if message == "error" or (code is not None and code != 0):
             if code == ERROR_TOO_FAST:
@@ -344,16 +349,14 @@ class PassportClient:
         bases = [s.www_url, s.webcast_url, *s.passport_urls]
         return origin in {_origin(b) for b in bases}
 
-    async def _get_following(
-        self, state: dict[str, Any], url: str, *, accept: str
-    ) -> httpx.Response:
+    async def _get_following(self, state: dict[str, Any], url: str, *, accept: str) -> Answer:
         """GET, following redirects by hand so cookies from every hop land in the jar."""
         resp = await self._send(state, "GET", url, accept=accept)
         for _ in range(MAX_REDIRECTS):
             location = resp.headers.get("location")
             if not resp.is_redirect or not location:
                 break
-            nxt = urljoin(str(resp.url), location)
+            nxt = urljoin(resp.url, location)
             if not self._allowed(nxt):
                 break
             resp = await self._send(state, "GET", nxt, accept=accept)
@@ -369,7 +372,7 @@ class PassportClient:
         passport: bool = False,
         accept: str = "application/json, text/plain, */*",
         fallback: bool = False,
-    ) -> httpx.Response:
+    ) -> Answer:
         """One request with the jar's cookies; Set-Cookie answers go back into the jar.
 
         With `fallback`, an unreachable host raises `_Unreachable` so the caller can try the
@@ -388,25 +391,19 @@ class PassportClient:
         host = urlsplit(url).hostname
         try:
             with metrics.counting_upstream("passport" + urlsplit(url).path):
-                resp = await self._http.request(method, url, params=params, headers=headers)
-        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            msg = f"{host}: {type(exc).__name__}"
-            raise (_Unreachable(msg, True) if fallback else UpstreamTimeout(msg)) from None
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"{host}: {type(exc).__name__}") from None
-        except (httpx.TransportError, httpx.InvalidURL) as exc:
-            msg = f"{host}: {type(exc).__name__}"
-            raise (_Unreachable(msg) if fallback else UpstreamError(msg)) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{host}: {type(exc).__name__}") from None
+                resp = await self._http.send(method, url, params=params, headers=headers)
+        except UpstreamUnreachable as exc:
+            if fallback:
+                raise _Unreachable(exc.message, exc.timed_out) from None
+            raise (UpstreamTimeout if exc.timed_out else UpstreamError)(exc.message) from None
         self._absorb_cookies(resp, jar)
-        if resp.status_code == 403:
+        if resp.status == 403:
             raise UpstreamBlocked(f"{host} answered HTTP 403")
         return resp
 
-    def _absorb_cookies(self, resp: httpx.Response, jar: dict[str, str]) -> None:
+    def _absorb_cookies(self, resp: Answer, jar: dict[str, str]) -> None:
         # Into this login's own jar only: the shared client keeps no cookie (tiktok/http.py).
-        for header in resp.headers.get_list("set-cookie"):
+        for header in resp.header_list("set-cookie"):
             parsed = parse_set_cookie(header)
             if parsed is None:
                 continue

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import structlog
 
 from livegate.tiktok.answers import as_dict, as_int, json_object
 from livegate.tiktok.errors import SessionExpired, UpstreamError
+from livegate.tiktok.http import Answer
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +59,7 @@ def user_detail_params(unique_id: str, jar: dict[str, str]) -> dict[str, str]:
     return params
 
 
-def passport_data(response: httpx.Response, what: str) -> tuple[Any, dict[str, Any], int | None]:
+def passport_data(response: Answer, what: str) -> tuple[Any, dict[str, Any], int | None]:
     """A passport answer's `message`, its `data` and the `error_code` in it; UpstreamError
     when there is no `data`. What a message or code means is the caller's to say."""
     body = json_object(response, what)
@@ -69,12 +69,12 @@ def passport_data(response: httpx.Response, what: str) -> tuple[Any, dict[str, A
     return body.get("message"), data, as_int(data.get("error_code"))
 
 
-def profile_from_account_info(response: httpx.Response, jar: dict[str, str]) -> TikTokProfile:
+def profile_from_account_info(response: Answer, jar: dict[str, str]) -> TikTokProfile:
     """The account behind the session, or SessionExpired when TikTok says it is not signed in."""
-    if response.status_code in (401, 419):
+    if response.status in (401, 419):
         raise SessionExpired("TikTok session is not signed in")
-    if response.status_code >= 400:
-        raise UpstreamError(f"account info answered HTTP {response.status_code}")
+    if response.status >= 400:
+        raise UpstreamError(f"account info answered HTTP {response.status}")
     message, data, code = passport_data(response, "account info")
     if message != "success" or (code is not None and code != 0):
         raise SessionExpired("TikTok session is not signed in")
@@ -91,10 +91,10 @@ def profile_from_account_info(response: httpx.Response, jar: dict[str, str]) -> 
     )
 
 
-def apply_user_detail(profile: TikTokProfile, response: httpx.Response) -> None:
+def apply_user_detail(profile: TikTokProfile, response: Answer) -> None:
     """Fill in what user/detail says of the same account; UpstreamError when it says nothing."""
-    if response.status_code >= 400:
-        raise UpstreamError(f"user detail answered HTTP {response.status_code}")
+    if response.status >= 400:
+        raise UpstreamError(f"user detail answered HTTP {response.status}")
     body = json_object(response, "user detail")
     status = as_int(body.get("statusCode", body.get("status_code")))
     user = as_dict(body.get("userInfo")).get("user")

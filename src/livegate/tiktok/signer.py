@@ -7,16 +7,17 @@ server; `PassThroughSigner` sends the URL unchanged, for upstreams that do not c
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import httpx
+from urllib.parse import urlsplit
 
 from livegate import metrics
 from livegate.config import Settings
-from livegate.tiktok.errors import UpstreamBlocked, UpstreamError, UpstreamTimeout
+from livegate.tiktok.errors import UpstreamBlocked, UpstreamError
+from livegate.tiktok.http import Answer, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class SignServerSigner:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: Upstream,
         base_url: str,
         api_key: str | None = None,
         *,
@@ -114,36 +115,32 @@ class SignServerSigner:
         if self.api_key:
             headers["X-Api-Key"] = self.api_key
         with metrics.counting_upstream("signer/sign_url"):
-            try:
-                resp = await self.http.post(
-                    f"{self.base_url}/webcast/sign_url",
-                    params={"client": "ttlive-other"},
-                    json=body,
-                    headers=headers,
-                    timeout=self.timeout,
-                )
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout("sign server timed out") from exc
-            except httpx.HTTPError as exc:
-                raise UpstreamError(f"sign server unreachable: {type(exc).__name__}") from exc
+            resp = await self.http.send(
+                "POST",
+                f"{self.base_url}/webcast/sign_url",
+                params={"client": "ttlive-other"},
+                body=json.dumps(body),
+                headers=headers | {"Content-Type": "application/json"},
+                timeout=self.timeout,
+            )
             return self._parse(resp, url, user_agent)
 
-    def _parse(self, resp: httpx.Response, url: str, user_agent: str) -> SignedRequest:
+    def _parse(self, resp: Answer, url: str, user_agent: str) -> SignedRequest:
         try:
             data = resp.json()
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise UpstreamError(f"sign server answered HTTP {resp.status_code} without JSON")
+            raise UpstreamError(f"sign server answered HTTP {resp.status} without JSON")
         code = data.get("code")
         message = str(data.get("message") or "")[:200]
-        if resp.status_code == 403 or code == 403:
+        if resp.status == 403 or code == 403:
             # Euler's "premium endpoint" refusal: the key may not sign this URL.
             raise UpstreamBlocked(f"sign server refused to sign: {message or 'forbidden'}")
-        if resp.status_code == 429 or code == 429:
+        if resp.status == 429 or code == 429:
             raise UpstreamError(f"sign server rate limit: {message or 'too many requests'}")
-        if resp.status_code != 200 or (code is not None and code not in (0, 200)):
-            raise UpstreamError(f"sign server error {code or resp.status_code}: {message}")
+        if resp.status != 200 or (code is not None and code not in (0, 200)):
+            raise UpstreamError(f"sign server error {code or resp.status}: {message}")
         result = data.get("response")
         if not isinstance(result, dict) or not result.get("signed_url"):
             raise UpstreamError("sign server returned no signed_url")
@@ -162,10 +159,10 @@ class SignServerSigner:
 
 def _origin(url: str) -> tuple[str, str]:
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError):
+        parsed = urlsplit(url)
+        return (parsed.scheme.lower(), parsed.netloc.lower())
+    except ValueError:
         return ("", "")
-    return (parsed.scheme, parsed.netloc.decode("ascii", "replace").lower())
 
 
 def _str_dict(value: object) -> dict[str, str]:
@@ -192,7 +189,7 @@ def _sign_cookies(result: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def make_signer(settings: Settings, http: httpx.AsyncClient) -> Signer:
+def make_signer(settings: Settings, http: Upstream) -> Signer:
     if settings.signer_url:
         return SignServerSigner(
             http, settings.signer_url, settings.signer_api_key, timeout=settings.upstream_timeout

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-import httpx
-
 from livegate import metrics
 from livegate.config import Settings
 from livegate.tiktok import protobuf
@@ -49,7 +47,7 @@ from livegate.tiktok.errors import (
     UserNotFound,
     UserOffline,
 )
-from livegate.tiktok.http import DEFAULT_USER_AGENT
+from livegate.tiktok.http import ACCEPT_ENCODING, DEFAULT_USER_AGENT, Answer, Upstream
 from livegate.tiktok.signer import Signer
 
 __all__ = ["FetchResult", "LiveState", "WebcastClient"]
@@ -71,8 +69,6 @@ _FETCH_CONSTANTS = {
 }
 _SIGI_RE = re.compile(r'<script id="SIGI_STATE" type="application/json">(.*?)</script>', re.S)
 JSON_ACCEPT = "application/json, text/plain, */*"
-# What httpx can undo; a browser would also offer br and zstd.
-ACCEPT_ENCODING = "gzip, deflate"
 
 
 @dataclass
@@ -88,7 +84,7 @@ class FetchResult:
 
 
 class WebcastClient:
-    def __init__(self, http: httpx.AsyncClient, settings: Settings, signer: Signer) -> None:
+    def __init__(self, http: Upstream, settings: Settings, signer: Signer) -> None:
         self.http = http
         self.settings = settings
         self.signer = signer
@@ -103,10 +99,8 @@ class WebcastClient:
                     return await call()
             except UpstreamError:
                 raise
-            except (TimeoutError, httpx.TimeoutException) as exc:
+            except TimeoutError as exc:
                 raise UpstreamTimeout(f"{what}: TikTok did not answer in time") from exc
-            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
-                raise UpstreamError(f"{what}: {type(exc).__name__}") from exc
             except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
                 raise UpstreamError(f"{what}: unusable answer ({type(exc).__name__})") from exc
 
@@ -120,7 +114,7 @@ class WebcastClient:
         user_agent: str | None = None,
         form: dict[str, str] | None = None,
         accept: str = JSON_ACCEPT,
-    ) -> httpx.Response:
+    ) -> Answer:
         """`method url?params`, signed, with the caller's cookies and a browser's headers."""
         jar = dict(cookies or {})
         payload = urlencode(form) if form is not None else None
@@ -145,17 +139,7 @@ class WebcastClient:
         if payload is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         headers["Accept-Encoding"] = ACCEPT_ENCODING
-        # Built as a Request and sent, not through client.request: only these headers go out,
-        # never the shared client's defaults or cookies.
-        request = httpx.Request(method, signed.url, headers=headers, content=payload)
-        try:
-            return await self.http.send(request)
-        except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError):
-            # A pooled keep-alive connection may be closed by the peer just as it is reused;
-            # a GET is safe to send once more, still inside the call's deadline.
-            if method != "GET":
-                raise
-            return await self.http.send(request)
+        return await self.http.send(method, signed.url, headers=headers, body=payload)
 
     # -- im/fetch ---------------------------------------------------------------------------
 
@@ -187,7 +171,7 @@ class WebcastClient:
                 accept="application/protobuf, application/json, */*",
             )
             top = _fetch_result_fields(response)
-            return FetchResult(response.content, set_cookies(response), room_id, top)
+            return FetchResult(response.body, set_cookies(response), room_id, top)
 
         return await self._run("im/fetch", call)
 
@@ -365,10 +349,10 @@ class WebcastClient:
         return await self._run("ranklist", call)
 
 
-def _fetch_result_fields(response: httpx.Response) -> list[protobuf.Field]:
+def _fetch_result_fields(response: Answer) -> list[protobuf.Field]:
     """The top-level fields of im/fetch's protobuf answer, or the error its body says."""
     check_http(response, "im/fetch")
-    body = response.content
+    body = response.body
     if not body:
         raise UpstreamEmpty("im/fetch: TikTok returned an empty body")
     ctype = response.headers.get("content-type") or ""
