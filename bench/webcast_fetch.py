@@ -113,9 +113,19 @@ def sign_in(gw: str, sim: str, client_id: str, secret: str) -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime so far of a process and its live descendants (Linux /proc): `serve` and
+    its workers."""
+    total, pids = 0.0, [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pids += [int(child) for child in children]
+    return total
 
 
 def wrk(url: str, headers: dict[str, str], conc: int, secs: int) -> dict[str, Any]:
@@ -142,7 +152,8 @@ def environment(args: argparse.Namespace, tmp: Path) -> dict[str, str]:
     """A fresh data dir, quiet logs and no rate limits; none of the caller's LIVEGATE_* knobs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEGATE_")}
     env |= {"LIVEGATE_DATA_DIR": str(tmp), "LIVEGATE_LOG_LEVEL": "warning"}
-    env["LIVEGATE_WORKERS"] = "1"  # the gateway's CPU is read from the one pid serving
+    if args.workers:  # otherwise serve's default: one worker per core
+        env["LIVEGATE_WORKERS"] = str(args.workers)
     for limit in ("CONNECT", "CALLS"):  # the whole load comes from one key and one token
         env[f"LIVEGATE_RATE_LIMIT_{limit}"] = "1000000000/minute"
     if args.database_url:
@@ -218,6 +229,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="s before each (default 3)")
     parser.add_argument("--concurrency", default="1,16,64", help="levels (default 1,16,64)")
     parser.add_argument("--unique-id", action="store_true", help="ask by unique_id (a lookup)")
+    parser.add_argument("--workers", type=int, help="serve's workers (default: its own)")
     parser.add_argument("--database-url", help="an empty database to use instead of SQLite")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
@@ -238,8 +250,9 @@ def main() -> None:
         return
     print(
         f"livegate {args.livegate.resolve()} @ {commit}, upstream delay {args.upstream_delay_ms}"
-        f" ms, {args.duration} s per cell, {os.cpu_count()} CPUs, {os.uname().release}\n"
-        "latency in ms; + is against direct; CPU is the gateway's own, per request"
+        f" ms, {args.duration} s per cell, workers {args.workers or 'default'},"
+        f" {os.cpu_count()} CPUs, {os.uname().release}\n"
+        "latency in ms; + is against direct; CPU is the gateway's (all workers), per request"
     )
     print_table(rows)
 
