@@ -194,6 +194,13 @@ async def end_room(request: Request, room_id: str) -> dict[str, Any]:
     return room.public()
 
 
+@router.post("/rooms/{room_id}/drop")
+async def drop_push(request: Request, room_id: str) -> dict[str, Any]:
+    """Fault injection: close every push WebSocket open on the room, as TikTok drops them."""
+    room = _room(request, room_id)
+    return {"dropped": world_of(state_of(request)).drop_connections(room)}
+
+
 @router.post("/rooms/{room_id}/comments")
 async def post_comment(request: Request, room_id: str, body: CommentIn) -> dict[str, Any]:
     room = _room(request, room_id)

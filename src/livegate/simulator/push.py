@@ -98,9 +98,16 @@ async def _serve(ws: WebSocket, room: Room, conn: Connection, world: WebcastWorl
 
             tg.start_soon(until_done, _reader(ws, room))
             tg.start_soon(until_done, _writer(ws, room, conn, world))
+            tg.start_soon(until_done, _dropper(ws, conn))
     finally:
         room.connections.discard(conn)
         room.ws_log.append({"type": "disconnect", "at": time.time()})
+
+
+async def _dropper(ws: WebSocket, conn: Connection) -> None:
+    """Close the socket when the drop fault hits it: 1011, no "live end" before it."""
+    await conn.dropped.wait()
+    await ws.close(code=1011, reason="dropped")
 
 
 def _frame_entry(data: bytes) -> dict[str, Any]:

@@ -88,6 +88,8 @@ class Connection:
     queue: asyncio.Queue[Any]
     compress: bool
     with_session: bool
+    # Set by the drop fault (`POST /_sim/rooms/{id}/drop`): the socket closes as TikTok's do.
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -240,6 +242,12 @@ class WebcastWorld:
         )
         self.publish(room, comment)
         return comment
+
+    def drop_connections(self, room: Room) -> int:
+        """Close every push socket open on `room`, as TikTok drops them now and then."""
+        for conn in room.connections:
+            conn.dropped.set()
+        return len(room.connections)
 
     def end_room(self, room: Room) -> None:
         if room.status == ENDED:

@@ -57,3 +57,9 @@ class UserNotFound(UpstreamError):
 class RoomNotFound(UpstreamError):
     code = "room_not_found"
     status = 404
+
+
+class PushLost(UpstreamError):
+    """TikTok's push WebSocket kept closing, and reconnecting with the cursor did not work."""
+
+    code = "push_lost"
