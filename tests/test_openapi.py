@@ -97,7 +97,7 @@ def test_every_webcast_operation_names_its_credentials_scope_and_errors(
     assert schemes["accessToken"]["type"] == "oauth2"
     scopes = schemes["accessToken"]["flows"]["authorizationCode"]["scopes"]
     webcast = webcast_operations(document)
-    assert len(webcast) == 13
+    assert len(webcast) == 14
     for method, path, op in webcast:
         where = f"{method} {path}"
         needed = op["x-scopes"]
