@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -36,13 +35,14 @@ from livegate.tiktok.errors import UpstreamError
 from livegate.tiktok.room_stream import RoomStream
 from livegate.tiktok.webcast import WebcastClient
 from livegate.webcast.auth import Authenticator, Presented, Principal
+from livegate.webcast.browser_tokens import BrowserTokens
+from livegate.webcast.jwt import EventsJwtError, verify_events_jwt
 from livegate.webcast.ratelimit import CONNECT, WebcastLimiter
 from livegate.webcast.relay import Relay, RelayRegistry
 
 log = logging.getLogger(__name__)
 
 SCOPE = "webcast:fetch"
-JWT_MODULE = "livegate.webcast.jwt"
 PRESENCE_TICK = 5.0  # seconds between looks for users who left, when events are quiet
 
 
@@ -68,8 +68,10 @@ class EventStreams:
         limiter: WebcastLimiter,
         upstream: WebcastClient,
         relays: RelayRegistry,
+        tokens: BrowserTokens,
     ) -> None:
         self.settings = settings
+        self.tokens = tokens
         self.auth = auth
         self.limiter = limiter
         self.upstream = upstream
@@ -95,8 +97,8 @@ class EventStreams:
 
     async def _serve(self, ws: WebSocket) -> None:
         options = parse_options(ws.query_params.multi_items())
-        principal = await self._caller(ws, options)
-        lease = await self.counter.acquire(self._slots(principal))
+        principal, own_slots = await self._caller(ws, options)
+        lease = await self.counter.acquire(self._slots(principal) + own_slots)
         relay: Relay | None = None
         if principal.caller is not None:
             relay = self.relays.add(principal.caller.digest, principal.caller.grant_id)
@@ -115,9 +117,10 @@ class EventStreams:
                 self.relays.discard(relay)
             await self.counter.release(lease)
 
-    async def _caller(self, ws: WebSocket, options: StreamOptions) -> Principal:
+    async def _caller(self, ws: WebSocket, options: StreamOptions) -> tuple[Principal, list[Slot]]:
+        """The caller, and the slots of its credential beyond its API key's and grant's."""
         if options.jwt_key is not None:
-            return await self._jwt_caller(ws, options)
+            return await self._jwt_caller(options.jwt_key, options.unique_id)
         presented = Presented(
             token=_bearer(ws),
             api_key=options.api_key or (ws.headers.get("x-api-key") or "").strip() or None,
@@ -125,19 +128,25 @@ class EventStreams:
             address=client_address(ws),
         )
         try:
-            return await self.auth.authenticate(presented, [SCOPE], with_session=True)
+            return await self.auth.authenticate(presented, [SCOPE], with_session=True), []
         except LivegateError as exc:
             raise _auth_closing(exc) from None
 
-    async def _jwt_caller(self, ws: WebSocket, options: StreamOptions) -> Principal:
-        """The hook for browser tokens: `livegate.webcast.jwt.verify_events_jwt`, when this
-        gateway has it."""
+    async def _jwt_caller(self, jwt_key: str, unique_id: str) -> tuple[Principal, list[Slot]]:
+        """A browser token (POST /webcast/jwt): 4401 when it is not valid (any instance's
+        server key verifies it), 4403 when it does not name this creator; checked against
+        the database like any credential; at most its `max_sockets` open at once."""
         try:
-            module = importlib.import_module(JWT_MODULE)
-        except ImportError:
-            raise Closing(CloseCode.INVALID_AUTH, "jwtKey is not supported here") from None
-        verify: Callable[..., Coroutine[Any, Any, Principal]] = module.verify_events_jwt
-        return await verify(self, ws, options)
+            claims = verify_events_jwt(self.settings, jwt_key)
+        except EventsJwtError as exc:
+            raise Closing(CloseCode.INVALID_AUTH, str(exc)) from None
+        if not claims.grants(unique_id):
+            raise Closing(CloseCode.NO_PERMISSION, f"the token does not grant @{unique_id}")
+        try:
+            principal = await self.tokens.principal(claims)
+        except LivegateError as exc:
+            raise _auth_closing(exc) from None
+        return principal, [Slot(f"jwt:{claims.jti}", claims.max_sockets)]
 
     def _slots(self, principal: Principal) -> list[Slot]:
         slots = []
