@@ -275,9 +275,13 @@ def test_invalid_expired_or_foreign_jwts_close_with_4401(
 ) -> None:
     streamer = f"jx{secrets.token_hex(4)}"
     new_room(sim.url, streamer)
-    mine = {"creators": [streamer], "max_sockets": 1, "api_key_id": 1}
-    expired, _ = issue_events_jwt(gateway_settings, now=int(time.time()) - 120, **mine)
-    foreign, _ = issue_events_jwt(b"someone else's key", **mine)
+    past = int(time.time()) - 120
+    expired, _ = issue_events_jwt(
+        gateway_settings, creators=[streamer], max_sockets=1, api_key_id=1, now=past
+    )
+    foreign, _ = issue_events_jwt(
+        b"someone else's key", creators=[streamer], max_sockets=1, api_key_id=1
+    )
     for token in (expired, foreign, "x" * 3000):
         with open_events(gateway.url, uniqueId=streamer, jwtKey=token) as ws:
             code, reason = closed_with(ws)
