@@ -416,6 +416,24 @@ def test_simulator_walkthrough_runs_as_written(demo: Demo) -> None:
     assert userinfo["uniqueId"] == "curl_viewer"
     room = next(a for a in answers if "room_id" in a)
     assert room["is_live"] is True and room["room_id"] == demo_room(demo)["room_id"]
+    # Section 10: a room of one's own, a gift streak and a like, a steady flow, the end.
+    logs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("[{")]
+    gifts = next(log for log in logs if log[0]["type"] == "WebcastGiftMessage")
+    assert [(g["gift"], g["repeat_count"], g["repeat_end"]) for g in gifts] == [
+        ("Rose", 1, False),
+        ("Rose", 2, False),
+        ("Rose", 3, False),
+        ("Rose", 3, True),
+    ]
+    assert any(log[0]["type"] == "WebcastLikeMessage" and log[0]["count"] == 5 for log in logs)
+    assert "ended: HTTP 200" in done.stdout
+    mine = [
+        r
+        for r in httpx.get(f"{demo.sim}/_sim/rooms", timeout=10).json()
+        if r["title"] == "curl walkthrough"
+    ]
+    assert len(mine) == 1 and not mine[0]["live"] and mine[0]["event_count"] >= 6
+    assert mine[0]["activity"]["rate_per_s"] == 0
 
 
 async def sign_in_to_qr(page: Page, demo: Demo, shots: str | None = None) -> None:

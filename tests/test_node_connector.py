@@ -8,27 +8,19 @@ simulator). Skipped when node or tests/node/node_modules is missing (`make node-
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import shutil
-import subprocess
-import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from livegate.db.engine import Database
+from tests.node_runner import require_node, run_node
 from tests.oauth_helpers import register
 from tests.servers import ServerThread
 from tests.webcast_helpers import add_comment, api_key_for, new_room
-
-NODE_DIR = Path(__file__).parent / "node"
-SCRIPT = NODE_DIR / "connector_test.mjs"
-NODE = shutil.which("node")
 
 # Skipped only when told to (no Node.js in this environment); missing modules are otherwise a
 # failure, so that the compatibility check cannot pass unrun.
@@ -40,11 +32,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module", autouse=True)
 def node_ready() -> None:
-    if NODE is None or not (NODE_DIR / "node_modules" / "tiktok-live-connector").is_dir():
-        pytest.fail(
-            "node or tests/node/node_modules missing: run `make node-deps`,"
-            " or set LIVEGATE_TEST_NO_NODE=1 to skip"
-        )
+    require_node("tiktok-live-connector")
 
 
 def run_connector(
@@ -52,33 +40,7 @@ def run_connector(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     timeout: float = 40,
 ) -> list[dict[str, Any]]:
-    """Run the script, calling `on_event` for each JSON line as it arrives."""
-    assert NODE is not None
-    proc = subprocess.Popen(
-        [NODE, str(SCRIPT)],
-        cwd=NODE_DIR,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    events: list[dict[str, Any]] = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("{"):
-                event = json.loads(line)
-                events.append(event)
-                if on_event:
-                    on_event(event)
-        proc.wait()
-    finally:
-        timer.cancel()
-    stderr = proc.stderr.read() if proc.stderr else ""
-    assert events, f"no output; rc={proc.returncode} stderr={stderr[-2000:]}"
-    return events
+    return run_node("connector_test.mjs", env, on_event, timeout)
 
 
 def test_node_connector_receives_a_comment_through_livegate(

@@ -28,6 +28,7 @@ from livegate.tiktok.http import make_http_client
 from livegate.tiktok.passport import PassportClient
 from livegate.vault import Vault
 from livegate.web import STATIC_DIR, SecurityHeaders, favicon
+from livegate.webcast import events_routes
 from livegate.webcast import routes as webcast_routes
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if settings.purge_interval > 0:
                 tg.start_soon(purge_loop, settings, database)
             tg.start_soon(app.state.webcast.relays.watch)
+            tg.start_soon(app.state.webcast.events.counter.renew)
             yield
             tg.cancel_scope.cancel()
         await app.state.webcast.aclose()
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # /webcast/*: the resource server (upstream webcast client, WebSocket relay). First: the
     # router tries routes in order, and the fetch route is the one every LIVE poll takes.
     webcast_routes.install(app)
+    app.include_router(events_routes.router)
     app.include_router(oauth_routes.router)
     app.include_router(login_routes.router)
     # The dashboard and /account; also sets logins.on_account_login.

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"
     rate_limit_failures: str = "20/minute"
     rate_limit_signup: str = "10/hour"
+    # Event streams (GET /webcast/events) open at once per API key and per grant (4429 past).
+    events_max_streams_per_key: int = 200
+    events_max_streams_per_grant: int = 20
     # Comma-separated IPs or CIDRs of the reverse proxies whose X-Forwarded-For and
     # X-Forwarded-Proto are believed. Empty: no forwarded header is believed.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

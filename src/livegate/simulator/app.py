@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from livegate.heap import freeze_startup_objects
-from livegate.simulator import control, passport, phone, push, webcast
+from livegate.simulator import activity, control, passport, phone, push, webcast
 from livegate.simulator.faults import FaultMiddleware
+from livegate.simulator.rooms import world_of
 from livegate.simulator.state import SimState
 
 
@@ -20,6 +21,7 @@ def create_simulator_app(state: SimState | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         freeze_startup_objects()
         yield
+        await activity.stop_all(world_of(state))
 
     app = FastAPI(
         title="livegate TikTok simulator",

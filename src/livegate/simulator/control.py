@@ -5,12 +5,13 @@ DESIGN.md lists the contract."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from livegate.simulator import activity
 from livegate.simulator import qr as qr_logins
 from livegate.simulator.rooms import LIVE, Room, world_of
 from livegate.simulator.state import Fault, state_of
@@ -28,11 +29,29 @@ class QRActionIn(BaseModel):
     uid: str | None = None
 
 
+class ActivityIn(BaseModel):
+    rate_per_s: float = Field(ge=0, le=1000)
+    kinds: list[activity.Kind] = Field(default_factory=lambda: list(activity.KINDS))
+
+
 class RoomIn(BaseModel):
     unique_id: str
     title: str | None = None
     age_restricted: bool = False
     private: bool = False
+    activity: ActivityIn | None = None
+
+
+class EventIn(BaseModel):
+    """One message into a room, from `unique_id` (a random fan when absent)."""
+
+    kind: activity.Kind
+    unique_id: str | None = None
+    text: str = "hello"  # chat
+    gift: str = "Rose"  # gift: a name or id of messages.GIFTS
+    repeat_count: int = Field(1, ge=1, le=100)  # gift: the streak's length
+    count: int = Field(1, ge=1, le=10_000)  # like
+    action: Literal["follow", "share"] = "follow"  # social
 
 
 class RoomPatch(BaseModel):
@@ -136,9 +155,12 @@ def _room(request: Request, room_id: str) -> Room:
 async def create_room(request: Request, body: RoomIn) -> dict[str, Any]:
     state = state_of(request)
     acc = state.create_account(body.unique_id.lstrip("@"))
-    room = world_of(state).open_room(
+    world = world_of(state)
+    room = world.open_room(
         acc, body.title, age_restricted=body.age_restricted, private=body.private
     )
+    if body.activity is not None:
+        activity.set_activity(state, world, room, body.activity.rate_per_s, body.activity.kinds)
     return {**room.public(), "unique_id": acc.unique_id, "uid": acc.uid}
 
 
@@ -172,6 +194,13 @@ async def end_room(request: Request, room_id: str) -> dict[str, Any]:
     return room.public()
 
 
+@router.post("/rooms/{room_id}/drop")
+async def drop_push(request: Request, room_id: str) -> dict[str, Any]:
+    """Fault injection: close every push WebSocket open on the room, as TikTok drops them."""
+    room = _room(request, room_id)
+    return {"dropped": world_of(state_of(request)).drop_connections(room)}
+
+
 @router.post("/rooms/{room_id}/comments")
 async def post_comment(request: Request, room_id: str, body: CommentIn) -> dict[str, Any]:
     room = _room(request, room_id)
@@ -180,6 +209,49 @@ async def post_comment(request: Request, room_id: str, body: CommentIn) -> dict[
     state = state_of(request)
     acc = state.create_account(body.unique_id.lstrip("@"))
     return world_of(state).add_comment(room, acc, body.text).public()
+
+
+@router.post("/rooms/{room_id}/activity")
+async def set_activity(request: Request, room_id: str, body: ActivityIn) -> dict[str, Any]:
+    room = _room(request, room_id)
+    if room.status != LIVE and body.rate_per_s > 0:
+        raise HTTPException(409, "the stream has ended")
+    state = state_of(request)
+    return activity.set_activity(state, world_of(state), room, body.rate_per_s, body.kinds).public()
+
+
+@router.post("/rooms/{room_id}/events")
+async def post_event(request: Request, room_id: str, body: EventIn) -> list[dict[str, Any]]:
+    """One message of `kind` (a gift: its whole streak), as the room's log shows them."""
+    room = _room(request, room_id)
+    if room.status != LIVE:
+        raise HTTPException(409, "the stream has ended")
+    state, world = state_of(request), world_of(state_of(request))
+    if body.unique_id is None:
+        return [activity.generate(state, world, room, body.kind).public()]
+    sender = state.create_account(body.unique_id.lstrip("@"))
+    if body.kind == "chat":
+        return [world.add_comment(room, sender, body.text).public()]
+    if body.kind == "gift":
+        gift = activity.gift_by_name(body.gift)
+        if gift is None:
+            raise HTTPException(422, f"no gift {body.gift!r}")
+        return [
+            e.public() for e in activity.send_gifts(world, room, sender, gift, body.repeat_count)
+        ]
+    if body.kind == "like":
+        return [activity.like(world, room, sender, body.count).public()]
+    if body.kind == "member":
+        return [activity.member(world, room, sender).public()]
+    if body.kind == "social":
+        return [activity.social(world, room, sender, body.action).public()]
+    return [activity.room_user_seq(world, room).public()]
+
+
+@router.get("/rooms/{room_id}/events")
+async def list_events(request: Request, room_id: str, since: int = 0) -> list[dict[str, Any]]:
+    """The room's log after seq `since` (its newest LOG_LIMIT messages at most)."""
+    return [m.public() for m in _room(request, room_id).log if m.seq > since]
 
 
 # -- what the simulator saw, and how it pushes ------------------------------------------------

@@ -1,24 +1,211 @@
-"""The protobuf the simulator sends, built with TikTokLive's proto classes: a fetch result
-and the push frames of the IM WebSocket. It shares no encoder with the gateway it checks."""
+"""The protobuf the simulator sends, built with TikTokLive's proto classes: the room's
+messages (chat, gift, like, member, social, room-user-seq, control), a fetch result and the
+push frames of the IM WebSocket. It shares no encoder with the gateway it checks.
+
+The fields set are the ones TikTok sends and the client libraries read: TikTokLive 7.0.1
+(`GiftEvent.streaking` reads `gift.type == 1` and `repeat_end`; Follow/ShareEvent read
+`common.display_text.key`) and the Euler SDK's decoder, which uses the same wire numbers."""
 
 from __future__ import annotations
 
 import gzip
 import secrets
+from dataclasses import dataclass
 
 from TikTokLive.proto import (
     BaseProtoMessage,
     CommonMessageData,
+    Contributor,
+    Gift,
+    ImageModel,
+    MemberMessageAction,
     ProtoMessageFetchResult,
     PushHeader,
     User,
     WebcastChatMessage,
     WebcastControlMessage,
+    WebcastGiftMessage,
+    WebcastLikeMessage,
+    WebcastMemberMessage,
     WebcastPushFrame,
+    WebcastRoomUserSeqMessage,
+    WebcastSocialMessage,
 )
 from TikTokLiveProto.v3.webcast.im import ControlAction
+from TikTokLiveProto.v3.webcast.model.message.common import Text
 
-from livegate.simulator.rooms import Comment, Room, now_ms
+from livegate.simulator.rooms import Comment, Message, Room, now_ms
+from livegate.simulator.state import Account
+
+
+@dataclass(frozen=True)
+class GiftSpec:
+    id: int
+    name: str
+    diamonds: int
+    streakable: bool  # TikTok's gift type 1: sent in streaks, repeat_count growing
+
+
+GIFTS = (
+    GiftSpec(5655, "Rose", 1, True),
+    GiftSpec(5269, "TikTok", 1, True),
+    GiftSpec(5487, "Finger Heart", 5, True),
+    GiftSpec(5760, "Weights", 1, True),
+    GiftSpec(11046, "Galaxy", 1000, False),
+    GiftSpec(6369, "Lion", 29999, False),
+)
+
+
+def user_of(acc: Account) -> User:
+    avatar = f"https://p16-sign.tiktokcdn.com/avatar/{acc.uid}~100x100.webp"
+    return User(
+        id=int(acc.uid),
+        id_str=acc.uid,
+        nickname=acc.nickname,
+        display_id=acc.unique_id,
+        sec_uid=acc.sec_uid,
+        avatar_thumb=ImageModel(url_list=[avatar], uri=f"avatar/{acc.uid}"),
+    )
+
+
+def _common(
+    method: str, room: Room, msg_id: int, created_ms: int, key: str = "", pattern: str = ""
+) -> CommonMessageData:
+    return CommonMessageData(
+        method=method,
+        msg_id=msg_id,
+        room_id=int(room.room_id),
+        create_time=created_ms,
+        is_show_msg=True,
+        display_text=Text(key=key, default_pattern=pattern) if key else None,
+    )
+
+
+def gift_message(
+    room: Room,
+    msg_id: int,
+    created_ms: int,
+    sender: Account,
+    spec: GiftSpec,
+    *,
+    group_id: int,
+    repeat_count: int,
+    repeat_end: bool,
+) -> bytes:
+    image = f"https://p19-webcast.tiktokcdn.com/img/gift/{spec.id}.png~tplv-obj.png"
+    return bytes(
+        WebcastGiftMessage(
+            common=_common(
+                "WebcastGiftMessage",
+                room,
+                msg_id,
+                created_ms,
+                "webcast_gift_send_message",
+                "{0:user} sent {1:gift} {2:string}",
+            ),
+            gift_id=spec.id,
+            fan_ticket_count=spec.diamonds * repeat_count,
+            group_count=1,
+            repeat_count=repeat_count,
+            combo_count=repeat_count,
+            user=user_of(sender),
+            repeat_end=int(repeat_end),
+            group_id=group_id,
+            gift=Gift(
+                id=spec.id,
+                name=spec.name,
+                describe=f"sent {spec.name}",
+                type=1 if spec.streakable else 2,
+                diamond_count=spec.diamonds,
+                combo=spec.streakable,
+                image=ImageModel(url_list=[image], uri=f"webcast-va/{spec.id}"),
+            ),
+            log_id=str(msg_id),
+            send_type=1,
+        )
+    )
+
+
+def like_message(
+    room: Room, msg_id: int, created_ms: int, sender: Account, count: int, total: int
+) -> bytes:
+    head = _common(
+        "WebcastLikeMessage",
+        room,
+        msg_id,
+        created_ms,
+        "pm_mt_msg_viewer",
+        "{0:user} liked the LIVE",
+    )
+    return bytes(WebcastLikeMessage(common=head, count=count, total=total, user=user_of(sender)))
+
+
+def member_message(
+    room: Room, msg_id: int, created_ms: int, sender: Account, member_count: int
+) -> bytes:
+    head = _common(
+        "WebcastMemberMessage", room, msg_id, created_ms, "live_room_enter_toast", "{0:user} joined"
+    )
+    return bytes(
+        WebcastMemberMessage(
+            common=head,
+            user=user_of(sender),
+            member_count=member_count,
+            action=MemberMessageAction.JOINED,
+            user_id=int(sender.uid),
+        )
+    )
+
+
+def social_message(
+    room: Room, msg_id: int, created_ms: int, sender: Account, action: str, count: int
+) -> bytes:
+    """A follow (action 1) or a share (action 3); the clients tell them apart by the key."""
+    follow = action == "follow"
+    key, pattern = (
+        ("pm_main_follow_message_viewer_2", "{0:user} followed the LIVE creator")
+        if follow
+        else ("pm_mt_guidance_share", "{0:user} shared the LIVE")
+    )
+    return bytes(
+        WebcastSocialMessage(
+            common=_common("WebcastSocialMessage", room, msg_id, created_ms, key, pattern),
+            user=user_of(sender),
+            action=1 if follow else 3,
+            share_type=0 if follow else 1,
+            follow_count=count if follow else 0,
+            share_count=0 if follow else count,
+        )
+    )
+
+
+def room_user_seq_message(
+    room: Room, msg_id: int, created_ms: int, total: int, top: list[tuple[Account, int]]
+) -> bytes:
+    """The viewer count, with the top gifters as TikTok ranks them."""
+    ranks = [
+        Contributor(score=score, user=user_of(acc), rank=i + 1)
+        for i, (acc, score) in enumerate(top)
+    ]
+    return bytes(
+        WebcastRoomUserSeqMessage(
+            common=_common("WebcastRoomUserSeqMessage", room, msg_id, created_ms),
+            ranks=ranks,
+            total=total,
+            pop_str=str(total),
+            popularity=total,
+            total_user=total,
+        )
+    )
+
+
+def base_message(room: Room, message: Message) -> BaseProtoMessage:
+    """A message of the room's log as a fetch result or push frame carries it."""
+    if isinstance(message, Comment):
+        return chat_message(room, message)
+    return BaseProtoMessage(
+        method=message.method, payload=message.payload, msg_id=message.msg_id, offset=message.seq
+    )
 
 
 def chat_message(room: Room, c: Comment) -> BaseProtoMessage:
@@ -112,3 +299,22 @@ def push_frame(result: ProtoMessageFetchResult, seq: int, *, compress: bool) -> 
         payload=payload,
     )
     return bytes(frame)
+
+
+def _build_validators() -> None:
+    """pydantic builds a proto class's validator on its first use and resolves its forward
+    references in the caller's namespace, where a local variable can shadow a proto module
+    (a local `common` breaks WebcastLikeMessage). Built here, with no such locals."""
+    for cls in (
+        WebcastChatMessage,
+        WebcastGiftMessage,
+        WebcastLikeMessage,
+        WebcastMemberMessage,
+        WebcastSocialMessage,
+        WebcastRoomUserSeqMessage,
+        WebcastControlMessage,
+    ):
+        cls()
+
+
+_build_validators()

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket
 from TikTokLive.proto import HeartBeatMessage, WebcastImEnterRoomMessage, WebcastPushFrame
 
 from livegate.simulator import messages
-from livegate.simulator.rooms import END, ENDED, Comment, Connection, Room, WebcastWorld, world_of
+from livegate.simulator.rooms import END, ENDED, Connection, Message, Room, WebcastWorld, world_of
 from livegate.simulator.state import state_of
 
 WS_PATH = "/webcast/im/ws_proxy/ws_reuse_supplement/"
@@ -76,9 +76,9 @@ async def im_ws(ws: WebSocket) -> None:
         }
     )
     # Whatever happened between the fetch and this handshake is owed to the client.
-    for c in room.comments:
-        if c.seq > ticket.seq:
-            conn.queue.put_nowait(c)
+    for m in room.log:
+        if m.seq > ticket.seq:
+            conn.queue.put_nowait(m)
     if room.status == ENDED:
         conn.queue.put_nowait(END)
     await _serve(ws, room, conn, world)
@@ -98,9 +98,16 @@ async def _serve(ws: WebSocket, room: Room, conn: Connection, world: WebcastWorl
 
             tg.start_soon(until_done, _reader(ws, room))
             tg.start_soon(until_done, _writer(ws, room, conn, world))
+            tg.start_soon(until_done, _dropper(ws, conn))
     finally:
         room.connections.discard(conn)
         room.ws_log.append({"type": "disconnect", "at": time.time()})
+
+
+async def _dropper(ws: WebSocket, conn: Connection) -> None:
+    """Close the socket when the drop fault hits it: 1011, no "live end" before it."""
+    await conn.dropped.wait()
+    await ws.close(code=1011, reason="dropped")
 
 
 def _frame_entry(data: bytes) -> dict[str, Any]:
@@ -142,17 +149,17 @@ async def _reader(ws: WebSocket, room: Room) -> None:
 
 
 async def _writer(ws: WebSocket, room: Room, conn: Connection, world: WebcastWorld) -> None:
-    """Push queued comments as `msg` frames, batching whatever is already waiting."""
+    """Push queued messages as `msg` frames, batching whatever is already waiting."""
     while True:
         items = [await conn.queue.get()]
         while not conn.queue.empty():
             items.append(conn.queue.get_nowait())
-        comments = [i for i in items if isinstance(i, Comment)]
-        ended = any(i is END for i in items)
-        found = [messages.chat_message(room, c) for c in comments]
+        queued: list[Message] = [i for i in items if i is not END]
+        ended = len(queued) < len(items)
+        found = [messages.base_message(room, m) for m in queued]
         if ended:
             found.append(messages.end_message(room, world.new_msg_id()))
-        seq = comments[-1].seq if comments else room.last_seq
+        seq = queued[-1].seq if queued else room.last_seq
         result = messages.fetch_result(room, found, seq=seq)
         await ws.send_bytes(messages.push_frame(result, seq, compress=conn.compress))
         if ended:

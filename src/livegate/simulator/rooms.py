@@ -1,5 +1,6 @@
-"""The simulator's LIVE rooms: comments, the WebSocket tickets a fetch hands out, and the
-sockets open on each room. Plain data and the rules that change it; no HTTP."""
+"""The simulator's LIVE rooms: their log of messages (comments and the generated gifts, likes,
+joins...), the WebSocket tickets a fetch hands out, and the sockets open on each room. Plain
+data and the rules that change it; no HTTP."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from livegate.simulator.state import Account, SimState
 LIVE, ENDED = 2, 4
 WRSS_TTL = 300.0  # signed WS URLs die quickly upstream; keep the fake lenient but bounded
 END = object()  # queued to a connection when its room's stream ends
+# A room keeps its newest messages only: fetches replay from it, and a room that generates
+# activity for hours must not grow without bound.
+LOG_LIMIT = 2000
 
 
 def now_ms() -> int:
@@ -37,11 +41,13 @@ class Comment:
     # The encoded WebcastChatMessage, made once by messages.chat_message and reused by every
     # fetch and push that carries the comment.
     payload: bytes = field(default=b"", repr=False, compare=False)
+    method = "WebcastChatMessage"
 
     def public(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
             "msg_id": str(self.msg_id),
+            "type": self.method,
             "uid": self.uid,
             "unique_id": self.unique_id,
             "nickname": self.nickname,
@@ -50,13 +56,40 @@ class Comment:
         }
 
 
+@dataclass(slots=True)
+class Event:
+    """One generated message of a room's log other than a comment (gift, like, join...),
+    encoded once when made; `summary` is what the control API shows of it."""
+
+    seq: int
+    msg_id: int
+    method: str
+    created_ms: int
+    payload: bytes = field(repr=False)
+    summary: dict[str, Any]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "msg_id": str(self.msg_id),
+            "type": self.method,
+            "created_ms": self.created_ms,
+            **self.summary,
+        }
+
+
+Message = Comment | Event
+
+
 @dataclass(eq=False)
 class Connection:
-    """One open IM WebSocket: what it still has to push (comments, then maybe END)."""
+    """One open IM WebSocket: what it still has to push (messages, then maybe END)."""
 
     queue: asyncio.Queue[Any]
     compress: bool
     with_session: bool
+    # Set by the drop fault (`POST /_sim/rooms/{id}/drop`): the socket closes as TikTok's do.
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -70,13 +103,18 @@ class Room:
     created_ms: int = field(default_factory=now_ms)
     ended_ms: int | None = None
     comments: list[Comment] = field(default_factory=list)
+    log: list[Message] = field(default_factory=list)  # every message, comments included
     ws_log: list[dict[str, Any]] = field(default_factory=list)
     connections: set[Connection] = field(default_factory=set)
     diamonds: int = 0
+    likes: int = 0
+    viewers: int = 0  # simulated audience: joins add to it, room-user-seq reports it
+    # Owned by simulator.activity: the generator's settings, task and gift streak in progress.
+    activity: Any = None
 
     @property
     def last_seq(self) -> int:
-        return self.comments[-1].seq if self.comments else 0
+        return self.log[-1].seq if self.log else 0
 
     def public(self) -> dict[str, Any]:
         return {
@@ -90,6 +128,11 @@ class Room:
             "created_ms": self.created_ms,
             "ended_ms": self.ended_ms,
             "comments": [c.public() for c in self.comments],
+            "event_count": len(self.log),
+            "likes": self.likes,
+            "viewers": self.viewers,
+            "diamonds": self.diamonds,
+            "activity": self.activity.public() if self.activity else None,
             "ws_connections": len(self.connections),
             "ws_log": list(self.ws_log),
         }
@@ -142,6 +185,21 @@ class WebcastWorld:
     def new_msg_id(self) -> int:
         return next(self._msg_ids)
 
+    def new_seq(self) -> int:
+        return next(self._seqs)
+
+    def publish(self, room: Room, message: Message) -> None:
+        """Append `message` to the room's log and queue it to every open socket."""
+        room.log.append(message)
+        if isinstance(message, Comment):
+            room.comments.append(message)
+            if len(room.comments) > LOG_LIMIT:
+                del room.comments[: len(room.comments) - LOG_LIMIT]
+        if len(room.log) > LOG_LIMIT:
+            del room.log[: len(room.log) - LOG_LIMIT]
+        for conn in room.connections:
+            conn.queue.put_nowait(message)
+
     def new_ticket(self, room: Room, sessionid: str | None) -> WsTicket:
         # Tickets sit in creation order: expired ones are dropped from the front.
         cutoff = time.monotonic() - WRSS_TTL
@@ -173,7 +231,7 @@ class WebcastWorld:
 
     def add_comment(self, room: Room, account: Account, text: str) -> Comment:
         comment = Comment(
-            seq=next(self._seqs),
+            seq=self.new_seq(),
             msg_id=self.new_msg_id(),
             uid=account.uid,
             unique_id=account.unique_id,
@@ -182,16 +240,22 @@ class WebcastWorld:
             content=text,
             created_ms=now_ms(),
         )
-        room.comments.append(comment)
-        for conn in room.connections:
-            conn.queue.put_nowait(comment)
+        self.publish(room, comment)
         return comment
+
+    def drop_connections(self, room: Room) -> int:
+        """Close every push socket open on `room`, as TikTok drops them now and then."""
+        for conn in room.connections:
+            conn.dropped.set()
+        return len(room.connections)
 
     def end_room(self, room: Room) -> None:
         if room.status == ENDED:
             return
         room.status = ENDED
         room.ended_ms = now_ms()
+        if room.activity is not None:
+            room.activity.stop()
         for conn in room.connections:
             conn.queue.put_nowait(END)
 

@@ -87,7 +87,7 @@ def webcast_user(account: Account) -> dict[str, Any]:
 
 def _room_data(room: Room, owner: Account) -> dict[str, Any]:
     base = f"https://pull-flv-l1.tiktokcdn.com/stage/stream-{room.room_id}"
-    viewers = len(room.connections)
+    viewers = len(room.connections) + room.viewers
     return {
         "id": int(room.room_id),
         "id_str": room.room_id,
@@ -103,7 +103,7 @@ def _room_data(room: Room, owner: Account) -> dict[str, Any]:
             "total_user": viewers,
             "enter_count": viewers,
             "comment_count": len(room.comments),
-            "like_count": 0,
+            "like_count": room.likes,
         },
         "age_restrict": {"restricted": room.age_restricted},
         "stream_url": {
@@ -177,7 +177,7 @@ def _since_seq(room: Room, cursor: str, internal_ext: str) -> int:
     m = _CURSOR_RE.match(cursor)
     if m:
         t = int(m.group(1))
-        return max((c.seq for c in room.comments if c.created_ms <= t), default=0)
+        return max((m.seq for m in room.log if m.created_ms <= t), default=0)
     return 0
 
 
@@ -199,11 +199,11 @@ async def im_fetch(request: Request) -> Response:
         return stub
     cursor = q.get("cursor", "")
     if not cursor:
-        comments = room.comments[-HISTORY_COUNT:]
+        replayed = room.log[-HISTORY_COUNT:]
     else:
         since = _since_seq(room, cursor, q.get("internal_ext", ""))
-        comments = [c for c in room.comments if c.seq > since]
-    found = [messages.chat_message(room, c) for c in comments]
+        replayed = [m for m in room.log if m.seq > since]
+    found = [messages.base_message(room, m) for m in replayed]
     if room.status == ENDED:
         found.append(messages.end_message(room, world.new_msg_id()))
     ticket = world.new_ticket(room, sessionid if viewer else None)

@@ -65,3 +65,9 @@ class UpstreamUnreachable(UpstreamError):
     def __init__(self, message: str = "", *, timed_out: bool = False) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+
+
+class PushLost(UpstreamError):
+    """TikTok's push WebSocket kept closing, and reconnecting with the cursor did not work."""
+
+    code = "push_lost"

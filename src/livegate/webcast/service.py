@@ -24,7 +24,9 @@ from livegate.tiktok.protobuf import rewrite_push_server
 from livegate.tiktok.webcast import LiveState, WebcastClient
 from livegate.vault import Vault
 from livegate.webcast.auth import Authenticator, Principal
+from livegate.webcast.browser_tokens import BrowserTokens
 from livegate.webcast.errors import from_upstream, invalid_token, session_required
+from livegate.webcast.events_socket import EventStreams
 from livegate.webcast.ratelimit import WebcastLimiter
 from livegate.webcast.recorder import CallRecorder
 from livegate.webcast.relay import RelayRegistry, WebSocketRelay
@@ -76,9 +78,14 @@ class WebcastService:
         self.tickets = TicketStore(database, vault)
         self.relays = RelayRegistry(database)
         self.relay = WebSocketRelay(self.tickets, self.auth.token_usable, self.relays)
+        self.browser_tokens = BrowserTokens(settings, database, vault)
+        self.events = EventStreams(
+            settings, self.auth, self.limiter, upstream, self.relays, self.browser_tokens
+        )
         self.ws_base = ws_base(settings.issuer)
 
     async def aclose(self) -> None:
+        await self.events.aclose()
         await self.recorder.aclose()
 
     def record(self, principal: Principal | None, route: str, status: int) -> None:

@@ -1,0 +1,98 @@
+"""One delivery of a room's events to its subscribers, encoded once for all of them: as a
+`WebcastPushFrame` (what the SDK's `deserializeWebSocketMessage` decodes), or as decoded events
+`{type, data}` with the proto classes' field names (`to_dict(casing=SNAKE)`)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import betterproto2
+import TikTokLive.proto as proto
+from TikTokLive.proto import BaseProtoMessage, ProtoMessageFetchResult, WebcastPushFrame
+
+
+def _proto_classes() -> dict[str, type[betterproto2.Message]]:
+    """TikTok's event messages by the name a BaseProtoMessage's `method` gives them."""
+    found: dict[str, type[betterproto2.Message]] = {}
+    for name in dir(proto):
+        cls = getattr(proto, name)
+        is_message = isinstance(cls, type) and issubclass(cls, betterproto2.Message)
+        if name.startswith("Webcast") and is_message:
+            found[name] = cls
+    return found
+
+
+PROTO_CLASSES = _proto_classes()
+
+
+def decode(message: BaseProtoMessage) -> dict[str, Any] | None:
+    """`{type, data}` for a message whose type the proto classes know; None otherwise (the
+    SDK skips those too)."""
+    cls = PROTO_CLASSES.get(message.method)
+    if cls is None:
+        return None
+    try:
+        data = cls().parse(message.payload).to_dict(casing=betterproto2.Casing.SNAKE)
+    except Exception:  # betterproto raises whatever its parser hits on a bad payload
+        return None
+    return {"type": message.method, "data": data}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(eq=False)
+class EventBatch:
+    seq: int  # the upstream's number of the first message (they count up by one)
+    messages: list[BaseProtoMessage]
+    cursor: str
+    internal_ext: str
+    at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    _frame: bytes | None = field(default=None, repr=False)
+    _events: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _texts: dict[bool, list[str]] = field(default_factory=dict, repr=False)
+
+    def push_frame(self) -> bytes:
+        """A `msg` push frame carrying these messages, uncompressed."""
+        if self._frame is None:
+            result = ProtoMessageFetchResult(
+                messages=self.messages,
+                cursor=self.cursor,
+                internal_ext=self.internal_ext,
+                now=self.at_ms,
+                fetch_interval=1000,
+            )
+            self._frame = bytes(
+                WebcastPushFrame(
+                    seq_id=self.seq,
+                    log_id=secrets.randbits(62),
+                    payload_encoding="pb",
+                    payload_type="msg",
+                    payload=bytes(result),
+                )
+            )
+        return self._frame
+
+    def events(self) -> list[dict[str, Any]]:
+        if self._events is None:
+            self._events = [e for m in self.messages if (e := decode(m)) is not None]
+        return self._events
+
+    def texts(self, bundle: bool) -> list[str]:
+        """The JSON text frames: one `{timestamp, messages}` bundle, or one per event."""
+        cached = self._texts.get(bundle)
+        if cached is None:
+            events = self.events()
+            if not events:
+                cached = []
+            elif bundle:
+                cached = [dumps({"timestamp": self.at_ms, "messages": events})]
+            else:
+                cached = [dumps(e) for e in events]
+            self._texts[bundle] = cached
+        return cached

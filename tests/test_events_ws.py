@@ -1,0 +1,201 @@
+"""`GET /webcast/events` (WebSocket) with a Python `websockets` client: the room info first,
+then the room's events in order, as binary push frames or JSON; one upstream connection per
+room and credential; a dropped push socket resumed without gap or duplicate; the close codes;
+an age-restricted room with a user's token and not anonymously; revocation closes with 4401."""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import pytest
+
+from livegate.db.engine import Database
+from tests.events_helpers import (
+    binary_chats,
+    chat_texts,
+    closed_with,
+    first_json,
+    json_events,
+    open_events,
+    push_connects,
+    sim_room,
+)
+from tests.oauth_helpers import register, revoke
+from tests.servers import ServerThread, wait_for
+from tests.webcast_helpers import User, add_comment, api_key_for, new_room, new_user
+
+
+def uname(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="module")
+def api_key(database: Database) -> str:
+    return api_key_for(database, register(database))
+
+
+def test_json_with_a_token_room_info_then_chat_in_order(
+    gateway: ServerThread, sim: ServerThread, user: User
+) -> None:
+    streamer = uname("ej")
+    room_id = new_room(sim.url, streamer)
+    add_comment(sim.url, room_id, uname("fan"), "history")
+    with open_events(gateway.url, token=user.access_token, uniqueId=streamer, format="json") as ws:
+        info = first_json(ws)
+        assert info["timestamp"] > 0
+        [room_info] = info["messages"]
+        assert room_info["type"] == "roomInfo"
+        assert room_info["data"]["id_str"] == room_id
+        assert room_info["data"]["owner"]["display_id"] == streamer
+        assert chat_texts(json_events(ws, 1)) == ["history"]
+        for text in ("one", "two", "three"):
+            add_comment(sim.url, room_id, uname("fan"), text)
+        events = json_events(ws, 3)
+    assert chat_texts(events) == ["one", "two", "three"]
+    chat = events[0]["data"]
+    assert chat["common"]["method"] == "WebcastChatMessage"
+    assert {"user", "content", "common"} <= chat.keys()
+    assert chat["user"]["display_id"].startswith("fan")
+
+
+def test_unbundled_json_sends_one_event_per_frame(
+    gateway: ServerThread, sim: ServerThread, api_key: str
+) -> None:
+    streamer = uname("eu")
+    room_id = new_room(sim.url, streamer)
+    query = {"uniqueId": streamer, "apiKey": api_key, "format": "json"}
+    with open_events(gateway.url, **query, **{"features.bundleEvents": "false"}) as ws:
+        info = first_json(ws)
+        assert info["type"] == "roomInfo" and info["data"]["id_str"] == room_id
+        add_comment(sim.url, room_id, uname("fan"), "single")
+        event = first_json(ws)
+    assert event["type"] == "WebcastChatMessage" and event["data"]["content"] == "single"
+
+
+def test_binary_frames_with_an_api_key(
+    gateway: ServerThread, sim: ServerThread, api_key: str
+) -> None:
+    streamer = uname("eb")
+    room_id = new_room(sim.url, streamer)
+    add_comment(sim.url, room_id, uname("fan"), "from the fetch")
+    with open_events(gateway.url, uniqueId=streamer, apiKey=api_key) as ws:
+        info = first_json(ws)
+        assert info == {"type": "roomInfo", "data": info["data"]}
+        assert binary_chats(ws, 1) == ["from the fetch"]
+        add_comment(sim.url, room_id, uname("fan"), "over the socket")
+        assert binary_chats(ws, 1) == ["over the socket"]
+    [connect] = [e for e in sim_room(sim.url, room_id)["ws_log"] if e["type"] == "connect"]
+    assert connect["with_session"] is False  # an API key alone: anonymous
+
+
+def test_three_subscribers_share_one_upstream_connection(
+    gateway: ServerThread, sim: ServerThread, user: User
+) -> None:
+    streamer = uname("es")
+    room_id = new_room(sim.url, streamer)
+    query = {"uniqueId": streamer, "format": "json"}
+    sockets = [open_events(gateway.url, token=user.access_token, **query) for _ in range(3)]
+    try:
+        for ws in sockets:
+            assert first_json(ws)["messages"][0]["type"] == "roomInfo"
+        add_comment(sim.url, room_id, uname("fan"), "for all three")
+        for ws in sockets:
+            assert chat_texts(json_events(ws, 1)) == ["for all three"]
+        assert sim_room(sim.url, room_id)["ws_connections"] == 1
+        assert push_connects(sim.url, room_id) == 1
+    finally:
+        for ws in sockets:
+            ws.close()
+    # The last one to leave closes it.
+    wait_for(lambda: sim_room(sim.url, room_id)["ws_connections"] == 0, what="upstream closed")
+
+
+def test_a_dropped_push_connection_is_resumed_without_gap_or_duplicate(
+    gateway: ServerThread, sim: ServerThread, user: User
+) -> None:
+    streamer = uname("ed")
+    room_id = new_room(sim.url, streamer)
+    with open_events(gateway.url, token=user.access_token, uniqueId=streamer, format="json") as ws:
+        first_json(ws)
+        add_comment(sim.url, room_id, uname("fan"), "1")
+        got = json_events(ws, 1)
+        r = httpx.post(f"{sim.url}/_sim/rooms/{room_id}/drop", timeout=10)
+        assert r.json() == {"dropped": 1}
+        for text in ("2", "3", "4"):
+            add_comment(sim.url, room_id, uname("fan"), text)
+        got += json_events(ws, 3)
+        wait_for(lambda: push_connects(sim.url, room_id) == 2, what="the second push socket")
+        add_comment(sim.url, room_id, uname("fan"), "5")
+        got += json_events(ws, 1)
+    assert chat_texts(got) == ["1", "2", "3", "4", "5"]
+    ids = [e["data"]["common"]["msg_id"] for e in got]
+    assert len(ids) == len(set(ids))
+
+
+def test_the_stream_end_closes_with_4005(
+    gateway: ServerThread, sim: ServerThread, api_key: str
+) -> None:
+    streamer = uname("ee")
+    room_id = new_room(sim.url, streamer)
+    with open_events(gateway.url, uniqueId=streamer, apiKey=api_key, format="json") as ws:
+        first_json(ws)
+        httpx.delete(f"{sim.url}/_sim/rooms/{room_id}", timeout=10).raise_for_status()
+        code, reason = closed_with(ws)
+    assert code == 4005 and "ended" in reason
+
+
+def test_close_codes_for_options_credentials_and_offline_accounts(
+    gateway: ServerThread, sim: ServerThread, api_key: str
+) -> None:
+    offline = uname("off")
+    httpx.post(f"{sim.url}/_sim/accounts", json={"unique_id": offline}, timeout=10)
+    cases = [
+        ({"uniqueId": offline, "apiKey": api_key}, 4404),
+        ({"uniqueId": uname("live"), "apiKey": "lg_ak_unknown"}, 4401),
+        ({"uniqueId": uname("live")}, 4401),
+        ({"uniqueId": "", "apiKey": api_key}, 4400),
+        ({"uniqueId": "x", "apiKey": api_key, "features.bundleEvents": "yes"}, 4400),
+        ({"uniqueId": "x", "apiKey": api_key, "features.closeInactiveWebSocketAfter": "5"}, 4400),
+        ({"uniqueId": "x", "jwtKey": "not.a.jwt"}, 4401),
+    ]
+    for query, code in cases:
+        with open_events(gateway.url, **query) as ws:
+            assert closed_with(ws)[0] == code, query
+
+
+def test_an_age_restricted_room_needs_a_user_token(
+    gateway: ServerThread, sim: ServerThread, user: User, api_key: str
+) -> None:
+    streamer = uname("ea")
+    room_id = new_room(sim.url, streamer, age_restricted=True)
+    with open_events(gateway.url, uniqueId=streamer, apiKey=api_key) as ws:
+        code, reason = closed_with(ws)
+    assert code == 4557 and "age_restricted" in reason
+    with open_events(gateway.url, token=user.access_token, uniqueId=streamer, format="json") as ws:
+        assert first_json(ws)["messages"][0]["data"]["id_str"] == room_id
+        add_comment(sim.url, room_id, uname("fan"), "grown-ups only")
+        assert chat_texts(json_events(ws, 1)) == ["grown-ups only"]
+    [connect] = [e for e in sim_room(sim.url, room_id)["ws_log"] if e["type"] == "connect"]
+    assert connect["with_session"] is True
+
+
+def test_revoking_the_grant_closes_its_streams_with_4401(
+    gateway: ServerThread, sim: ServerThread, database: Database
+) -> None:
+    viewer = new_user(gateway.url, sim.url, database, uname("rv"))
+    streamer = uname("er")
+    new_room(sim.url, streamer)
+    query = {"uniqueId": streamer, "format": "json"}
+    sockets = [open_events(gateway.url, token=viewer.access_token, **query) for _ in range(2)]
+    try:
+        for ws in sockets:
+            first_json(ws)
+        r = revoke(gateway.url, viewer.app, viewer.refresh_token, "refresh_token")
+        assert r.status_code == 200
+        for ws in sockets:
+            code, reason = closed_with(ws, timeout=5)
+            assert code == 4401 and "no longer active" in reason
+    finally:
+        for ws in sockets:
+            ws.close()
