@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, FastAPI, Path, Query, Request, Security, WebSocket
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request, Security, WebSocket
 
 from livegate.tiktok.signer import make_signer
 from livegate.tiktok.webcast import WebcastClient
 from livegate.webcast.auth import Principal
-from livegate.webcast.dependencies import caller, calls, connects, service
+from livegate.webcast.browser_tokens import BrowserTokens
+from livegate.webcast.dependencies import (
+    access_token,
+    caller,
+    calls,
+    connects,
+    service,
+    x_oauth_token,
+)
 from livegate.webcast.docs import FETCH_DESCRIPTION, PROTOBUF_ROUTE, json_route
 from livegate.webcast.responses import FetchResponse
 from livegate.webcast.routing import WebcastRoute
@@ -23,6 +31,8 @@ from livegate.webcast.schemas import (
     Cursor,
     FetchBody,
     Flag,
+    JwtAnswer,
+    JwtBody,
     LiveByUniqueId,
     RankingsAnswer,
     RankingsBody,
@@ -217,6 +227,37 @@ async def rate_limits(
     return await service(request).rate_limits(principal)
 
 
+@router.post("/jwt", **{**json_route(None), "openapi_extra": {"x-scopes": [FETCH]}})
+async def jwt(
+    request: Request,
+    principal: Annotated[Principal, Security(calls, scopes=[FETCH])],
+    body: JwtBody,
+    bearer: Annotated[str | None, Depends(access_token)],
+    oauth_token: Annotated[str | None, Depends(x_oauth_token)],
+) -> JwtAnswer:
+    """A browser token for `GET /webcast/events` (`jwtKey`), for the app's backend to hand
+    its page: called with the app's API key (X-Api-Key), and with a user's access token to
+    act as that user. It names the creators it may open and how many sockets it may hold;
+    it carries no API key or access token."""
+    tokens: BrowserTokens = request.app.state.browser_tokens
+    issued = await tokens.issue(
+        principal,
+        (bearer or oauth_token or "").strip() or None,
+        creators=body.creators,
+        max_sockets=body.max_sockets,
+        ttl=body.expires_in,
+    )
+    c = issued.claims
+    return JwtAnswer(
+        token=issued.token,
+        expires_in=c.expires_at - c.issued_at,
+        expires_at=c.expires_at,
+        creators=list(c.creators),
+        max_sockets=c.max_sockets,
+        acts_as_user=c.acts_as_user,
+    )
+
+
 @router.websocket("/ws/{ticket}/")
 async def relay(ws: WebSocket, ticket: str) -> None:
     """The WebSocket relay a session-signed fetch names (see `GET /webcast/fetch`)."""
@@ -232,5 +273,6 @@ def install(app: FastAPI) -> WebcastService:
         state.settings, state.db, state.vault, state.oauth, upstream, state.limiter
     )
     state.webcast = webcast
+    state.browser_tokens = BrowserTokens(state.settings, state.db, state.vault)
     app.include_router(router)
     return webcast

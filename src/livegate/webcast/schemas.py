@@ -134,6 +134,34 @@ class ChatBody(BaseModel):
     room_id: RoomId | None = Field(default=None, description="Same as target_room_id.")
 
 
+def _creator(value: str) -> str:
+    if not value.strip().lstrip("@"):
+        raise _refuse("must be a TikTok unique id, not blank")
+    return value
+
+
+Creator = Annotated[str, AfterValidator(check_unique_id), AfterValidator(_creator)]
+
+
+class JwtBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    creators: list[Creator] = Field(
+        min_length=1,
+        max_length=20,
+        description="The streamers (unique ids) whose event streams the token may open.",
+    )
+    max_sockets: int = Field(
+        default=1, ge=1, le=50, description="How many streams the token may hold open at once."
+    )
+    expires_in: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="Seconds the token may open streams for (never past the access token's "
+        "own expiry); a stream once open lives on.",
+    )
+
+
 class RankingsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     region: Word = "US"
@@ -195,6 +223,18 @@ class RankingsAnswer(Answer):
 
 class ChatAnswer(Answer):
     data: dict[str, Any] = Field(description="TikTok's answer to the chat message.")
+
+
+class JwtAnswer(Answer):
+    token: str = Field(description="The browser token: `jwtKey` on GET /webcast/events.")
+    expires_in: int = Field(description="Seconds left to open streams with it.")
+    expires_at: int = Field(description="POSIX time it stops opening streams.")
+    creators: list[str] = Field(description="The unique ids it may open, normalized.")
+    max_sockets: int
+    acts_as_user: bool = Field(
+        description="true: streams connect with the user's TikTok session (the access "
+        "token's grant); false: anonymously."
+    )
 
 
 class LimitState(BaseModel):
