@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -36,13 +35,14 @@ from livegate.tiktok.errors import UpstreamError
 from livegate.tiktok.room_stream import RoomStream
 from livegate.tiktok.webcast import WebcastClient
 from livegate.webcast.auth import Authenticator, Presented, Principal
+from livegate.webcast.browser_tokens import BrowserTokens
+from livegate.webcast.jwt import EventsJwtError, verify_events_jwt
 from livegate.webcast.ratelimit import CONNECT, WebcastLimiter
 from livegate.webcast.relay import Relay, RelayRegistry
 
 log = logging.getLogger(__name__)
 
 SCOPE = "webcast:fetch"
-JWT_MODULE = "livegate.webcast.jwt"
 PRESENCE_TICK = 5.0  # seconds between looks for users who left, when events are quiet
 
 
@@ -95,8 +95,8 @@ class EventStreams:
 
     async def _serve(self, ws: WebSocket) -> None:
         options = parse_options(ws.query_params.multi_items())
-        principal = await self._caller(ws, options)
-        lease = await self.counter.acquire(self._slots(principal))
+        principal, slots = await self._caller(ws, options)
+        lease = await self.counter.acquire(slots + self._slots(principal))
         relay: Relay | None = None
         if principal.caller is not None:
             relay = self.relays.add(principal.caller.digest, principal.caller.grant_id)
@@ -115,7 +115,8 @@ class EventStreams:
                 self.relays.discard(relay)
             await self.counter.release(lease)
 
-    async def _caller(self, ws: WebSocket, options: StreamOptions) -> Principal:
+    async def _caller(self, ws: WebSocket, options: StreamOptions) -> tuple[Principal, list[Slot]]:
+        """The caller, and the counts its open streams go into besides its key's and grant's."""
         if options.jwt_key is not None:
             return await self._jwt_caller(ws, options)
         presented = Presented(
@@ -125,19 +126,29 @@ class EventStreams:
             address=client_address(ws),
         )
         try:
-            return await self.auth.authenticate(presented, [SCOPE], with_session=True)
+            return await self.auth.authenticate(presented, [SCOPE], with_session=True), []
         except LivegateError as exc:
             raise _auth_closing(exc) from None
 
-    async def _jwt_caller(self, ws: WebSocket, options: StreamOptions) -> Principal:
-        """The hook for browser tokens: `livegate.webcast.jwt.verify_events_jwt`, when this
-        gateway has it."""
+    async def _jwt_caller(
+        self, ws: WebSocket, options: StreamOptions
+    ) -> tuple[Principal, list[Slot]]:
+        """A browser token (`POST /webcast/jwt`): signed here, not expired, naming this creator
+        (else 4403), its app's API key and its user's grant still good now."""
         try:
-            module = importlib.import_module(JWT_MODULE)
-        except ImportError:
-            raise Closing(CloseCode.INVALID_AUTH, "jwtKey is not supported here") from None
-        verify: Callable[..., Coroutine[Any, Any, Principal]] = module.verify_events_jwt
-        return await verify(self, ws, options)
+            claims = verify_events_jwt(self.settings, options.jwt_key or "")
+        except EventsJwtError as exc:
+            raise Closing(CloseCode.INVALID_AUTH, str(exc)) from None
+        if not claims.grants(options.unique_id):
+            raise Closing(CloseCode.NO_PERMISSION, "the jwtKey does not name this creator")
+        tokens: BrowserTokens = ws.app.state.browser_tokens
+        try:
+            principal = await tokens.principal(claims)
+        except LivegateError as exc:
+            raise _auth_closing(exc) from None
+        if principal.caller is not None and SCOPE not in principal.caller.scopes:
+            raise Closing(CloseCode.INVALID_AUTH, f"insufficient_scope: needs {SCOPE}")
+        return principal, [Slot(f"jwt:{claims.jti}", claims.max_sockets)]
 
     def _slots(self, principal: Principal) -> list[Slot]:
         slots = []
