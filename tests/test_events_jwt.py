@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
 import time
 from typing import Any
 
@@ -20,9 +21,17 @@ from livegate.errors import LivegateError
 from livegate.vault import Vault
 from livegate.webcast.browser_tokens import BrowserTokens
 from livegate.webcast.jwt import EventsJwtError, issue_events_jwt, verify_events_jwt
+from tests.events_helpers import (
+    chat_texts,
+    closed_with,
+    first_json,
+    json_events,
+    open_events,
+    sim_room,
+)
 from tests.oauth_helpers import revoke
 from tests.servers import ServerThread
-from tests.webcast_helpers import User, new_user
+from tests.webcast_helpers import User, add_comment, new_room, new_user
 
 
 def payload(token: str) -> dict[str, Any]:
@@ -204,3 +213,112 @@ def test_revoking_the_grant_stops_its_tokens(
     with pytest.raises(LivegateError) as refused:
         asyncio.run(service.principal(claims))
     assert refused.value.status == 401 and refused.value.error == "invalid_token"
+
+
+# -- jwtKey on GET /webcast/events ------------------------------------------------------------
+
+
+def jwt_for(gw: httpx.Client, u: User, creators: list[str], as_user: bool, **body: Any) -> str:
+    headers = {"X-Api-Key": u.api_key}
+    if as_user:
+        headers["Authorization"] = f"Bearer {u.access_token}"
+    r = ask(gw, {"creators": creators, **body}, **headers)
+    assert r.status_code == 200, r.text
+    token: str = r.json()["token"]
+    return token
+
+
+def test_a_user_jwt_opens_its_creator_with_the_users_session(
+    gw: httpx.Client, gateway: ServerThread, sim: ServerThread, user: User
+) -> None:
+    streamer = f"jw{secrets.token_hex(4)}"
+    room_id = new_room(sim.url, streamer, age_restricted=True)
+    token = jwt_for(gw, user, [f"@{streamer.upper()}"], as_user=True)
+    with open_events(gateway.url, uniqueId=streamer, jwtKey=token, format="json") as ws:
+        assert first_json(ws)["messages"][0]["data"]["id_str"] == room_id
+        add_comment(sim.url, room_id, "jwtfan", "hello browser")
+        assert chat_texts(json_events(ws, 1)) == ["hello browser"]
+    [connect] = [e for e in sim_room(sim.url, room_id)["ws_log"] if e["type"] == "connect"]
+    assert connect["with_session"] is True
+    # Anonymous (API key alone): the age-restricted room does not open.
+    anonymous = jwt_for(gw, user, [streamer], as_user=False)
+    with open_events(gateway.url, uniqueId=streamer, jwtKey=anonymous) as ws:
+        assert closed_with(ws)[0] == 4557
+
+
+def test_an_anonymous_jwt_streams_a_public_room(
+    gw: httpx.Client, gateway: ServerThread, sim: ServerThread, user: User
+) -> None:
+    streamer = f"jp{secrets.token_hex(4)}"
+    room_id = new_room(sim.url, streamer)
+    token = jwt_for(gw, user, [streamer], as_user=False)
+    with open_events(gateway.url, uniqueId=streamer, jwtKey=token, format="json") as ws:
+        first_json(ws)
+        add_comment(sim.url, room_id, "jwtfan", "hi anon")
+        assert chat_texts(json_events(ws, 1)) == ["hi anon"]
+
+
+def test_a_jwt_for_creator_a_cannot_open_b(
+    gw: httpx.Client, gateway: ServerThread, sim: ServerThread, user: User
+) -> None:
+    a, b = f"ja{secrets.token_hex(4)}", f"jb{secrets.token_hex(4)}"
+    new_room(sim.url, a)
+    new_room(sim.url, b)
+    token = jwt_for(gw, user, [a], as_user=True)
+    with open_events(gateway.url, uniqueId=b, jwtKey=token) as ws:
+        code, reason = closed_with(ws)
+    assert code == 4403 and b in reason
+
+
+def test_invalid_expired_or_foreign_jwts_close_with_4401(
+    gateway: ServerThread, sim: ServerThread, gateway_settings: Settings, user: User
+) -> None:
+    streamer = f"jx{secrets.token_hex(4)}"
+    new_room(sim.url, streamer)
+    past = int(time.time()) - 120
+    expired, _ = issue_events_jwt(
+        gateway_settings, creators=[streamer], max_sockets=1, api_key_id=1, now=past
+    )
+    foreign, _ = issue_events_jwt(
+        b"someone else's key", creators=[streamer], max_sockets=1, api_key_id=1
+    )
+    for token in (expired, foreign, "x" * 3000):
+        with open_events(gateway.url, uniqueId=streamer, jwtKey=token) as ws:
+            code, reason = closed_with(ws)
+        assert code == (4400 if len(token) > 2048 else 4401), (code, reason)
+    with open_events(gateway.url, uniqueId=streamer, jwtKey=expired) as ws:
+        assert "expired" in closed_with(ws)[1]
+
+
+def test_a_jwt_holds_at_most_its_sockets(
+    gw: httpx.Client, gateway: ServerThread, sim: ServerThread, user: User
+) -> None:
+    streamer = f"jm{secrets.token_hex(4)}"
+    new_room(sim.url, streamer)
+    token = jwt_for(gw, user, [streamer], as_user=False, max_sockets=2)
+    query = {"uniqueId": streamer, "jwtKey": token, "format": "json"}
+    held = [open_events(gateway.url, **query) for _ in range(2)]
+    try:
+        for ws in held:
+            first_json(ws)
+        with open_events(gateway.url, **query) as third:
+            assert closed_with(third)[0] == 4429
+    finally:
+        for ws in held:
+            ws.close()
+
+
+def test_revoking_the_grant_closes_jwt_streams_and_refuses_new_ones(
+    gw: httpx.Client, gateway: ServerThread, sim: ServerThread, database: Database
+) -> None:
+    u = new_user(gateway.url, sim.url, database, f"jr{secrets.token_hex(4)}")
+    streamer = f"jq{secrets.token_hex(4)}"
+    new_room(sim.url, streamer)
+    token = jwt_for(gw, u, [streamer], as_user=True, max_sockets=5)
+    query = {"uniqueId": streamer, "jwtKey": token, "format": "json"}
+    with open_events(gateway.url, **query) as ws:
+        first_json(ws)
+        assert revoke(gateway.url, u.app, u.refresh_token, "refresh_token").status_code == 200
+        assert closed_with(ws, timeout=10)[0] == 4401
+    with open_events(gateway.url, **query) as ws:
+        assert closed_with(ws)[0] == 4401

@@ -16,7 +16,8 @@ from livegate.events.codes import CloseCode, Closing
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 FORMATS = ("binary", "json")
 SCHEMA_VERSIONS = ("v1", "v2")
-MAX_VALUE = 512  # characters in any one option (a JWT fits)
+MAX_VALUE = 512  # characters in any one option but jwtKey
+MAX_JWT = 2048  # a browser token naming its most creators (POST /webcast/jwt) fits
 _UNIQUE_ID_RE = re.compile(r"^[A-Za-z0-9._]{1,64}$")
 _LIVE_URL_PREFIX = "https://www.tiktok.com/"
 
@@ -95,7 +96,7 @@ def parse_options(items: Iterable[tuple[str, str]]) -> StreamOptions:
     for key, value in items:
         if key in seen:
             raise _bad(f"{key} appears more than once")
-        if len(value) > MAX_VALUE:
+        if len(value) > (MAX_JWT if key == "jwtKey" else MAX_VALUE):
             raise _bad(f"{key} is too long")
         seen[key] = value
     features: dict[str, bool | int | str] = {}

@@ -68,8 +68,10 @@ class EventStreams:
         limiter: WebcastLimiter,
         upstream: WebcastClient,
         relays: RelayRegistry,
+        tokens: BrowserTokens,
     ) -> None:
         self.settings = settings
+        self.tokens = tokens
         self.auth = auth
         self.limiter = limiter
         self.upstream = upstream
@@ -95,8 +97,8 @@ class EventStreams:
 
     async def _serve(self, ws: WebSocket) -> None:
         options = parse_options(ws.query_params.multi_items())
-        principal, slots = await self._caller(ws, options)
-        lease = await self.counter.acquire(slots + self._slots(principal))
+        principal, own_slots = await self._caller(ws, options)
+        lease = await self.counter.acquire(self._slots(principal) + own_slots)
         relay: Relay | None = None
         if principal.caller is not None:
             relay = self.relays.add(principal.caller.digest, principal.caller.grant_id)
@@ -116,9 +118,9 @@ class EventStreams:
             await self.counter.release(lease)
 
     async def _caller(self, ws: WebSocket, options: StreamOptions) -> tuple[Principal, list[Slot]]:
-        """The caller, and the counts its open streams go into besides its key's and grant's."""
+        """The caller, and the slots of its credential beyond its API key's and grant's."""
         if options.jwt_key is not None:
-            return await self._jwt_caller(ws, options)
+            return await self._jwt_caller(options.jwt_key, options.unique_id)
         presented = Presented(
             token=_bearer(ws),
             api_key=options.api_key or (ws.headers.get("x-api-key") or "").strip() or None,
@@ -130,20 +132,18 @@ class EventStreams:
         except LivegateError as exc:
             raise _auth_closing(exc) from None
 
-    async def _jwt_caller(
-        self, ws: WebSocket, options: StreamOptions
-    ) -> tuple[Principal, list[Slot]]:
-        """A browser token (`POST /webcast/jwt`): signed here, not expired, naming this creator
-        (else 4403), its app's API key and its user's grant still good now."""
+    async def _jwt_caller(self, jwt_key: str, unique_id: str) -> tuple[Principal, list[Slot]]:
+        """A browser token (POST /webcast/jwt): 4401 when it is not valid (any instance's
+        server key verifies it), 4403 when it does not name this creator; checked against
+        the database like any credential; at most its `max_sockets` open at once."""
         try:
-            claims = verify_events_jwt(self.settings, options.jwt_key or "")
+            claims = verify_events_jwt(self.settings, jwt_key)
         except EventsJwtError as exc:
             raise Closing(CloseCode.INVALID_AUTH, str(exc)) from None
-        if not claims.grants(options.unique_id):
-            raise Closing(CloseCode.NO_PERMISSION, "the jwtKey does not name this creator")
-        tokens: BrowserTokens = ws.app.state.browser_tokens
+        if not claims.grants(unique_id):
+            raise Closing(CloseCode.NO_PERMISSION, f"the token does not grant @{unique_id}")
         try:
-            principal = await tokens.principal(claims)
+            principal = await self.tokens.principal(claims)
         except LivegateError as exc:
             raise _auth_closing(exc) from None
         if principal.caller is not None and SCOPE not in principal.caller.scopes:

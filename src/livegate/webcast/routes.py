@@ -273,6 +273,6 @@ def install(app: FastAPI) -> WebcastService:
         state.settings, state.db, state.vault, state.oauth, upstream, state.limiter
     )
     state.webcast = webcast
-    state.browser_tokens = BrowserTokens(state.settings, state.db, state.vault)
+    state.browser_tokens = webcast.browser_tokens
     app.include_router(router)
     return webcast

@@ -24,6 +24,7 @@ from livegate.tiktok.protobuf import rewrite_push_server
 from livegate.tiktok.webcast import LiveState, WebcastClient
 from livegate.vault import Vault
 from livegate.webcast.auth import Authenticator, Principal
+from livegate.webcast.browser_tokens import BrowserTokens
 from livegate.webcast.errors import from_upstream, invalid_token, session_required
 from livegate.webcast.events_socket import EventStreams
 from livegate.webcast.ratelimit import WebcastLimiter
@@ -77,7 +78,10 @@ class WebcastService:
         self.tickets = TicketStore(database, vault)
         self.relays = RelayRegistry(database)
         self.relay = WebSocketRelay(self.tickets, self.auth.token_usable, self.relays)
-        self.events = EventStreams(settings, self.auth, self.limiter, upstream, self.relays)
+        self.browser_tokens = BrowserTokens(settings, database, vault)
+        self.events = EventStreams(
+            settings, self.auth, self.limiter, upstream, self.relays, self.browser_tokens
+        )
         self.ws_base = ws_base(settings.issuer)
 
     async def aclose(self) -> None:
