@@ -299,3 +299,24 @@ def test_open_streams_per_grant_are_limited_with_4429(
         wait_for(opens_again, what="a slot given back")
     finally:
         server.stop()
+
+
+def test_synthetic_presence_announces_a_new_user_before_their_first_event(
+    gateway: ServerThread, sim: ServerThread, api_key: str
+) -> None:
+    streamer, fan = uname("ep"), uname("fan")
+    room_id = new_room(sim.url, streamer)
+    query = {"uniqueId": streamer, "apiKey": api_key, "format": "json"}
+    with open_events(gateway.url, **query, **{"features.syntheticPresence": "1"}) as ws:
+        first_json(ws)
+        add_comment(sim.url, room_id, fan, "hello")
+        add_comment(sim.url, room_id, fan, "again")
+        events = json_events(ws, 3)
+    assert [e["type"] for e in events] == [
+        "SyntheticJoinMessage",
+        "WebcastChatMessage",
+        "WebcastChatMessage",
+    ]
+    record = events[0]["data"]
+    assert record["user"]["uniqueId"] == fan
+    assert record["firstSeen"] == record["lastSeen"] > 0
