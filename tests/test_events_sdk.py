@@ -38,7 +38,8 @@ def api_key(database: Database) -> str:
 
 def sdk_env(gateway: ServerThread, unique_id: str, api_key: str, **extra: str) -> dict[str, str]:
     ws_url = gateway.url.replace("http://", "ws://") + "/webcast/events"
-    return {"EULER_WS_URL": ws_url, "UNIQUE_ID": unique_id, "API_KEY": api_key, **extra}
+    env = {"EULER_WS_URL": ws_url, "UNIQUE_ID": unique_id, "API_KEY": api_key, **extra}
+    return {k: v for k, v in env.items() if v}
 
 
 def closes(events: list[dict[str, Any]]) -> list[tuple[int, str | None]]:
@@ -95,3 +96,35 @@ def test_the_sdk_sees_4401_for_a_bad_key(gateway: ServerThread, sim: ServerThrea
     new_room(sim.url, streamer)
     events = run_node(SCRIPT, sdk_env(gateway, streamer, "lg_ak_not_a_key"))
     assert closes(events) == [(4401, "INVALID_AUTH")], events
+
+
+def test_the_sdk_with_a_jwt_key_opens_its_creator_and_gets_4403_for_another(
+    gateway: ServerThread, sim: ServerThread, api_key: str
+) -> None:
+    creator, other = "sdkjwt" + secrets.token_hex(4), "sdkother" + secrets.token_hex(4)
+    room_id = new_room(sim.url, creator)
+    new_room(sim.url, other)
+    r = httpx.post(
+        f"{gateway.url}/webcast/jwt",
+        json={"creators": [creator], "max_sockets": 2},
+        headers={"X-Api-Key": api_key},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    jwt_key = r.json()["token"]
+    events = run_node(SCRIPT, sdk_env(gateway, other, "", JWT_KEY=jwt_key))
+    assert closes(events) == [(4403, "NO_PERMISSION")], events
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "roomInfo":
+            add_comment(sim.url, room_id, "jwtfan" + secrets.token_hex(2), "hello jwt")
+
+    env = sdk_env(gateway, creator, "", JWT_KEY=jwt_key, WANT_CHAT="hello jwt")
+    events = run_node(SCRIPT, env, on_event)
+    url = next(e["url"] for e in events if e["event"] == "url")
+    assert "jwtKey=KEY" in url and "apiKey" not in url
+    assert [e["event"] for e in events if e["event"] in ("roomInfo", "chat")] == [
+        "roomInfo",
+        "chat",
+    ]
+    assert closes(events) == [(1000, "NORMAL")]

@@ -9,7 +9,9 @@ import secrets
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
+from livegate.config import Settings
 from livegate.db.engine import Database
 from tests.events_helpers import (
     binary_chats,
@@ -23,7 +25,14 @@ from tests.events_helpers import (
 )
 from tests.oauth_helpers import register, revoke
 from tests.servers import ServerThread, wait_for
-from tests.webcast_helpers import User, add_comment, api_key_for, new_room, new_user
+from tests.webcast_helpers import (
+    User,
+    add_comment,
+    api_key_for,
+    extra_gateway,
+    new_room,
+    new_user,
+)
 
 
 def uname(prefix: str) -> str:
@@ -199,3 +208,115 @@ def test_revoking_the_grant_closes_its_streams_with_4401(
     finally:
         for ws in sockets:
             ws.close()
+
+
+def post_event(sim_url: str, room_id: str, **body: object) -> list[dict[str, object]]:
+    r = httpx.post(f"{sim_url}/_sim/rooms/{room_id}/events", json=body, timeout=10)
+    r.raise_for_status()
+    posted: list[dict[str, object]] = r.json()
+    return posted
+
+
+def test_chat_gift_and_like_arrive_in_order_with_a_token(
+    gateway: ServerThread, sim: ServerThread, user: User
+) -> None:
+    streamer = uname("eg")
+    room_id = new_room(sim.url, streamer)
+    with open_events(gateway.url, token=user.access_token, uniqueId=streamer, format="json") as ws:
+        first_json(ws)
+        posted = post_event(sim.url, room_id, kind="chat", unique_id=uname("fan"), text="hi")
+        posted += post_event(sim.url, room_id, kind="gift", unique_id=uname("fan"), repeat_count=3)
+        posted += post_event(sim.url, room_id, kind="like", unique_id=uname("fan"), count=5)
+        posted += post_event(sim.url, room_id, kind="chat", unique_id=uname("fan"), text="bye")
+        events = json_events(ws, len(posted))
+    assert [e["type"] for e in events] == [p["type"] for p in posted]
+    assert [e["data"]["common"]["msg_id"] for e in events] == [p["msg_id"] for p in posted]
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "WebcastChatMessage" and kinds[-1] == "WebcastChatMessage"
+    assert "WebcastGiftMessage" in kinds and "WebcastLikeMessage" in kinds
+    gifts = [e["data"] for e in events if e["type"] == "WebcastGiftMessage"]
+    assert gifts[-1]["repeat_count"] == 3
+
+
+def test_a_busy_room_arrives_whole_and_in_the_simulators_order(
+    gateway: ServerThread, sim: ServerThread, api_key: str
+) -> None:
+    streamer = uname("ek")
+    room_id = new_room(sim.url, streamer)
+    with open_events(gateway.url, uniqueId=streamer, apiKey=api_key, format="json") as ws:
+        first_json(ws)
+        r = httpx.post(
+            f"{sim.url}/_sim/rooms/{room_id}/activity", json={"rate_per_s": 50}, timeout=10
+        )
+        r.raise_for_status()
+        got = json_events(ws, 60)
+        httpx.post(
+            f"{sim.url}/_sim/rooms/{room_id}/activity", json={"rate_per_s": 0}, timeout=10
+        ).raise_for_status()
+    log = httpx.get(f"{sim.url}/_sim/rooms/{room_id}/events", timeout=10).json()
+    sent = [e["msg_id"] for e in log]
+    received = [e["data"]["common"]["msg_id"] for e in got]
+    assert received == sent[: len(received)]  # no gap, no duplicate, the room's order
+    assert len({e["type"] for e in got}) >= 3
+
+
+def test_a_plain_get_is_told_to_upgrade(gateway: ServerThread, api_key: str) -> None:
+    r = httpx.get(
+        f"{gateway.url}/webcast/events", params={"uniqueId": "x", "apiKey": api_key}, timeout=10
+    )
+    assert r.status_code == 426
+    assert r.json()["error"] == "upgrade_required"
+    assert r.headers["upgrade"] == "websocket"
+
+
+def test_open_streams_per_grant_are_limited_with_4429(
+    gateway_settings: Settings, sim: ServerThread, database: Database
+) -> None:
+    server = extra_gateway(gateway_settings, events_max_streams_per_grant=2)
+    try:
+        viewer = new_user(server.url, sim.url, database, uname("lim"))
+        streamer = uname("el")
+        new_room(sim.url, streamer)
+        query = {"uniqueId": streamer, "format": "json"}
+        with (
+            open_events(server.url, token=viewer.access_token, **query) as one,
+            open_events(server.url, token=viewer.access_token, **query) as two,
+        ):
+            first_json(one)
+            first_json(two)
+            with open_events(server.url, token=viewer.access_token, **query) as three:
+                code, reason = closed_with(three)
+            assert code == 4429 and "grant" in reason
+
+        def opens_again() -> bool:
+            # Closed streams give their slots back, once the gateway has seen them close.
+            with open_events(server.url, token=viewer.access_token, **query) as again:
+                try:
+                    return bool(first_json(again)["messages"][0]["type"] == "roomInfo")
+                except ConnectionClosed:
+                    return False
+
+        wait_for(opens_again, what="a slot given back")
+    finally:
+        server.stop()
+
+
+def test_synthetic_presence_announces_a_new_user_before_their_first_event(
+    gateway: ServerThread, sim: ServerThread, api_key: str
+) -> None:
+    streamer, fan = uname("ep"), uname("fan")
+    room_id = new_room(sim.url, streamer)
+    query = {"uniqueId": streamer, "apiKey": api_key, "format": "json"}
+    with open_events(gateway.url, **query, **{"features.syntheticPresence": "1"}) as ws:
+        first_json(ws)
+        add_comment(sim.url, room_id, fan, "hello")
+        add_comment(sim.url, room_id, fan, "again")
+        events = json_events(ws, 3)
+    assert [e["type"] for e in events] == [
+        "SyntheticJoinMessage",
+        "WebcastChatMessage",
+        "WebcastChatMessage",
+    ]
+    record = events[0]["data"]
+    assert record["user"]["uniqueId"] == fan
+    assert record["firstSeen"] == record["lastSeen"] > 0

@@ -1,6 +1,6 @@
 // @eulerstream/euler-websocket-sdk 0.0.6, unmodified, against livegate's GET /webcast/events.
 // Env: EULER_WS_URL (ws://<livegate>/webcast/events: the SDK reads it when it loads),
-// UNIQUE_ID, API_KEY. Prints one JSON object per line: {"event": "roomInfo"|"chat"|"close"|...}.
+// UNIQUE_ID, API_KEY or JWT_KEY. Prints one JSON object per line: {"event": "roomInfo"|"chat"|"close"|...}.
 // The URL comes from the SDK's createWebSocketUrl, the socket is `ws`, binary frames go through
 // deserializeWebSocketMessage. Exits once the socket closes; after a chat whose text is
 // WANT_CHAT, it closes the socket itself (1000).
@@ -9,11 +9,12 @@ import WebSocket from 'ws';
 
 const { createWebSocketUrl, deserializeWebSocketMessage, ClientCloseCode, SchemaVersion } = sdk;
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
-const { UNIQUE_ID, API_KEY, WANT_CHAT } = process.env;
+const { UNIQUE_ID, API_KEY, JWT_KEY, WANT_CHAT } = process.env;
 const deadline = setTimeout(() => { out({ event: 'timeout' }); process.exit(2); }, 25000);
 
-const url = createWebSocketUrl({ uniqueId: UNIQUE_ID, apiKey: API_KEY });
-out({ event: 'url', url: url.replace(API_KEY ?? '\u0000', 'KEY') });
+// An undefined key is left out of the query by the SDK itself.
+const url = createWebSocketUrl({ uniqueId: UNIQUE_ID, apiKey: API_KEY, jwtKey: JWT_KEY });
+out({ event: 'url', url: url.replace(API_KEY || JWT_KEY, 'KEY') });
 const ws = new WebSocket(url);
 
 ws.on('message', (data, isBinary) => {

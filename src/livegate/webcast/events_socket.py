@@ -146,6 +146,8 @@ class EventStreams:
             principal = await self.tokens.principal(claims)
         except LivegateError as exc:
             raise _auth_closing(exc) from None
+        if principal.caller is not None and SCOPE not in principal.caller.scopes:
+            raise Closing(CloseCode.INVALID_AUTH, f"insufficient_scope: needs {SCOPE}")
         return principal, [Slot(f"jwt:{claims.jti}", claims.max_sockets)]
 
     def _slots(self, principal: Principal) -> list[Slot]:
