@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             tg.cancel_scope.cancel()
         await app.state.webcast.aclose()
         await http.aclose()
+        await database.aclose()
 
     app = FastAPI(
         title="livegate",

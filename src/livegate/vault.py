@@ -14,6 +14,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -137,23 +138,27 @@ class Vault:
         kind: str,
         expires_at: dt.datetime,
     ) -> None:
+        db.add(SessionKeyWrap(**self.wrapping(session_id, data_key, secret, kind, expires_at)))
+
+    def wrapping(
+        self, session_id: int, data_key: bytes, secret: str, kind: str, expires_at: dt.datetime
+    ) -> dict[str, Any]:
+        """The columns of a new session_key_wraps row: `data_key` wrapped for `secret`."""
         salt = os.urandom(16)
         nonce = os.urandom(12)
         secret_digest = digest(secret)
         kek = self._kek(self.server_keys[0], secret, salt, kind)
         wrapped = AESGCM(kek).encrypt(nonce, data_key, secret_digest.encode())
-        db.add(
-            SessionKeyWrap(
-                session_id=session_id,
-                secret_kind=kind,
-                secret_digest=secret_digest,
-                server_key_id=self.current_key_id,
-                salt=salt,
-                nonce=nonce,
-                wrapped_key=wrapped,
-                expires_at=expires_at,
-            )
-        )
+        return {
+            "session_id": session_id,
+            "secret_kind": kind,
+            "secret_digest": secret_digest,
+            "server_key_id": self.current_key_id,
+            "salt": salt,
+            "nonce": nonce,
+            "wrapped_key": wrapped,
+            "expires_at": expires_at,
+        }
 
     def unwrap(self, db: Session, secret: str) -> tuple[TikTokSession, bytes]:
         """The session row and its data key, opened with an app secret.

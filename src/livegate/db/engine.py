@@ -1,14 +1,24 @@
-"""The SQLAlchemy engine and session factory (sync; routes call it from the threadpool)."""
+"""The SQLAlchemy engines and session factory.
+
+Most routes run ORM sessions in the threadpool. The OAuth token and introspection endpoints
+run their few Core statements through `Database.hot`: on PostgreSQL on the event loop, with
+psycopg's async driver (SQLAlchemy asyncio), so that a request costs no thread hand-off; on
+SQLite, whose statements are in-process calls, in the threadpool as before.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Executable, Row, create_engine, event
+from anyio import to_thread
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 
 def make_engine(url: str) -> Engine:
@@ -51,12 +61,63 @@ def make_read_engine(url: str, engine: Engine) -> Engine:
     )
 
 
+def make_async_engine(url: str, *, autocommit: bool) -> AsyncEngine:
+    """PostgreSQL through psycopg's async driver. No pre-ping (a round trip per checkout):
+    `Database.hot` retries once on a connection the database dropped instead."""
+    async_url = make_url(url).set(drivername="postgresql+psycopg")
+    kwargs: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
+    if autocommit:
+        kwargs["isolation_level"] = "AUTOCOMMIT"
+    return create_async_engine(async_url, **kwargs)
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.reads = make_read_engine(url, self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.is_sqlite = url.startswith("sqlite")
+        # Made on first use, in the event loop that uses them (a worker's).
+        self._hot: dict[bool, AsyncEngine] = {}
+
+    async def hot(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+        """`fn` on one connection: in a transaction committed when it returns (`write`), or
+        as single autocommitted reads. An exception rolls the transaction back.
+
+        On PostgreSQL `fn` runs on the event loop (AsyncConnection.run_sync: its statements
+        await psycopg's async driver); a connection that died in the pool (a database
+        restart) is dropped and `fn` runs once more on a new one, as a pre-ping would have
+        done. On SQLite it runs in the threadpool on the sync engine.
+        """
+        if self.is_sqlite:
+            return await to_thread.run_sync(self._hot_sqlite, fn, write)
+        engine = self._hot.get(write)
+        if engine is None:
+            engine = self._hot[write] = make_async_engine(self.url, autocommit=not write)
+        for attempt in (1, 2):
+            try:
+                async with engine.connect() as conn:
+                    result = await conn.run_sync(fn)
+                    if write:
+                        await conn.commit()
+                    return result
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _hot_sqlite(self, fn: Callable[[Connection], T], write: bool) -> T:
+        with self.engine.connect() as conn:
+            result = fn(conn)
+            if write:
+                conn.commit()
+            return result
+
+    async def aclose(self) -> None:
+        for engine in self._hot.values():
+            await engine.dispose()
+        self._hot.clear()
 
     def read_first(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
         """The first row of one read-only statement, outside any transaction.

@@ -8,11 +8,14 @@ from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMix
 
 from livegate.db.models import AccessToken, AuthorizationCode, OAuthClient, RefreshToken, utcnow
 from livegate.oauth import scopes
+from livegate.oauth.lean.reads import ClientView
 from livegate.secrets import digest_matches
 
 
 class Client(ClientMixin):
-    def __init__(self, row: OAuthClient) -> None:
+    """A client's row: the ORM's, or the lean path's read of the same columns."""
+
+    def __init__(self, row: OAuthClient | ClientView) -> None:
         self.row = row
 
     @property

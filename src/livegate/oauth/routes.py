@@ -3,13 +3,15 @@ raised as LivegateError and answered by the app's error handler in the caller's 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from livegate import metrics
 from livegate.bodies import BadBody, parse_json_object
 from livegate.errors import NO_STORE, LivegateError, bad_request, envelope, is_json_request
 from livegate.oauth import schemas
@@ -19,13 +21,14 @@ from livegate.oauth.endpoints.metadata import metadata as server_metadata
 from livegate.oauth.endpoints.userinfo import SCOPE as USERINFO_SCOPE
 from livegate.oauth.endpoints.userinfo import userinfo as userinfo_claims
 from livegate.oauth.requests import quoted
-from livegate.oauth.service import OAuthService, TokenService
+from livegate.oauth.service import OAuthService
 from livegate.ratelimit import Limiter, client_address
 from livegate.web import templates
 
 router = APIRouter(tags=["oauth"])
+TOKEN_PATH = "/tiktok/oauth/token"  # noqa: S105  # a path, not a secret
 
-ServiceCall = Callable[[str, dict[str, str], list[tuple[str, str]]], dict[str, Any]]
+ServiceCall = Callable[[str, dict[str, str], list[tuple[str, str]]], Awaitable[dict[str, Any]]]
 
 
 def oauth(request: Request) -> OAuthService:
@@ -73,7 +76,7 @@ def too_many(retry: int) -> LivegateError:
 
 
 async def _endpoint(request: Request, call: ServiceCall) -> Response:
-    """One client-authenticated endpoint: read either dialect, run it in the threadpool.
+    """One client-authenticated endpoint: read either dialect, run the service's call.
 
     Failed client authentications count against the caller's address (and client_id);
     over the limit, a request is refused before its client is looked at.
@@ -90,50 +93,62 @@ async def _endpoint(request: Request, call: ServiceCall) -> Response:
         raise too_many(retry)
     # Path and query only: the service puts them under the issuer, never under our Host.
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    is_token = request.url.path == TOKEN_PATH
+    grant_type = next((v for k, v in params if k == "grant_type"), None)
     try:
-        body = await run_in_threadpool(call, target, headers, params)
+        body = await call(target, headers, params)
     except LivegateError as exc:
+        if is_token:
+            metrics.grant_refused(grant_type, exc.error)
         if exc.error == "invalid_client":
             await limiter.failed(rules)
         raise
+    if is_token:
+        metrics.grant_issued(grant_type or "")
     return answer(request, body)
+
+
+def _in_threadpool(method: Callable[..., dict[str, Any]]) -> ServiceCall:
+    return partial(run_in_threadpool, method)
 
 
 # The endpoints where clients authenticate (RFC 6749 §2.3): path, summary, the success
 # answer for the OpenAPI document, and the token service's method behind it.
-CLIENT_ENDPOINTS: list[tuple[str, str, dict[str, Any], Callable[[TokenService], ServiceCall]]] = [
+# The token endpoint and introspection take the lean path (oauth/lean/), which hands what it
+# does not answer alone to the token service in the threadpool.
+CLIENT_ENDPOINTS: list[tuple[str, str, dict[str, Any], Callable[[OAuthService], ServiceCall]]] = [
     (
-        "/tiktok/oauth/token",
+        TOKEN_PATH,
         "Token endpoint: exchange a code, or refresh (RFC 6749 §4.1.3, §6)",
         {"model": schemas.TokenAnswer},
-        lambda tokens: tokens.token,
+        lambda svc: svc.lean.token,
     ),
     (
         "/tiktok/oauth/revoke",
         "Revoke a token (RFC 7009); a refresh token takes its access tokens along",
         {"description": "Revoked, or not a token at all: {}"},
-        lambda tokens: tokens.revoke,
+        lambda svc: _in_threadpool(svc.tokens.revoke),
     ),
     (
         "/tiktok/oauth/introspect",
         "Introspect one of the client's tokens (RFC 7662)",
         {"model": schemas.IntrospectionAnswer},
-        lambda tokens: tokens.introspect,
+        lambda svc: svc.lean.introspect,
     ),
     (
         "/tiktok/oauth/validate-refresh",
         "Whether one of the client's refresh tokens is live, without using it",
         {"model": schemas.RefreshCheck},
-        lambda tokens: tokens.validate_refresh,
+        lambda svc: _in_threadpool(svc.tokens.validate_refresh),
     ),
 ]
 
 
 def _add_client_endpoint(
-    path: str, summary: str, success: dict[str, Any], method: Callable[[TokenService], ServiceCall]
+    path: str, summary: str, success: dict[str, Any], method: Callable[[OAuthService], ServiceCall]
 ) -> None:
     async def endpoint(request: Request) -> Response:
-        return await _endpoint(request, method(oauth(request).tokens))
+        return await _endpoint(request, method(oauth(request)))
 
     router.add_api_route(
         path,

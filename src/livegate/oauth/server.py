@@ -48,6 +48,11 @@ class Answer(NamedTuple):
 
 
 class LivegateServer(AuthorizationServer):
+    # What it registers; the lean path (oauth/lean/) registers its own subclasses.
+    CODE_GRANT: type[AuthorizationCodeGrant] = AuthorizationCodeGrant
+    REFRESH_GRANT: type[RefreshTokenGrant] = RefreshTokenGrant
+    INTROSPECTION: type[Introspection] = Introspection
+
     def __init__(self, settings: Settings, vault: Vault, db: Session) -> None:
         super().__init__(scopes_supported=scopes.ALL_SCOPES)
         self.settings = settings
@@ -61,10 +66,10 @@ class LivegateServer(AuthorizationServer):
                 expires_generator=lambda client, grant_type: settings.access_token_ttl,
             ),
         )
-        self.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
-        self.register_grant(RefreshTokenGrant)
+        self.register_grant(self.CODE_GRANT, [S256Only(required=True)])
+        self.register_grant(self.REFRESH_GRANT)
         self.register_endpoint(Revocation)
-        self.register_endpoint(Introspection)
+        self.register_endpoint(self.INTROSPECTION)
 
     # -- Authlib's framework hooks ----------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from livegate.config import Settings
 from livegate.db.engine import Database
+from livegate.oauth.lean.service import LeanTokens
 from livegate.oauth.service.authorization import (
     AuthorizationService,
     ConsentRequest,
@@ -31,6 +32,7 @@ class OAuthService:
         self.vault = vault
         self.authorizations = AuthorizationService(settings, database, vault)
         self.tokens = TokenService(settings, database, vault)
+        self.lean = LeanTokens(self.tokens)
         self.clients = ClientService(settings, database, vault)
 
     # The resource server's entry points, where the webcast code calls them.
