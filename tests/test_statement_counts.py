@@ -102,7 +102,7 @@ def statement_log(db_url: str) -> Iterator[StatementLog]:
     conninfo = _admin(db_url)
     dbname = make_url(db_url).database or ""
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{dbname}" SET log_statement = \'all\'')
+        conn.execute(f"ALTER DATABASE \"{dbname}\" SET log_statement = 'all'")
     try:
         yield StatementLog(conninfo, dbname)
     finally:

@@ -61,6 +61,13 @@ def make_read_engine(url: str, engine: Engine) -> Engine:
     )
 
 
+def engine_without_ping(url: str, engine: Engine) -> Engine:
+    """The main engine's twin without the pre-ping, for `Database.run` (SQLite: the same)."""
+    if url.startswith("sqlite"):
+        return engine
+    return create_engine(url, future=True, pool_size=10, max_overflow=20)
+
+
 def make_async_engine(url: str, *, autocommit: bool) -> AsyncEngine:
     """PostgreSQL through psycopg's async driver. No pre-ping (a round trip per checkout):
     `Database.hot` retries once on a connection the database dropped instead."""
@@ -78,6 +85,8 @@ class Database:
         self.reads = make_read_engine(url, self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = url.startswith("sqlite")
+        # `run`'s sessions: no pre-ping (it retries instead).
+        self.lean = engine_without_ping(url, self.engine)
         # Made on first use, in the event loop that uses them (a worker's).
         self._hot: dict[bool, AsyncEngine] = {}
 
@@ -135,6 +144,31 @@ class Database:
                     raise
         raise AssertionError("unreachable")
 
+    def run(self, fn: Callable[[Session], T], *, autocommit: bool = False) -> T:
+        """`fn` with a session, committed when it returns, rolled back when it raises.
+
+        Without the pre-ping that `session()` spends a round trip on: a connection that died
+        in the pool (a database restart) is dropped and `fn` runs once more on a new one.
+        `autocommit`: each statement commits by itself (no BEGIN or COMMIT round trips), for
+        work whose every write is one statement that stands alone.
+        """
+        for attempt in (1, 2):
+            try:
+                # The same sessionmaker (its event listeners: relay.py's), other engines.
+                bind = self.reads if autocommit else self.lean
+                with self.sessionmaker(bind=bind) as session:
+                    try:
+                        result = fn(session)
+                        session.commit()
+                    except BaseException:
+                        session.rollback()
+                        raise
+                    return result
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self.sessionmaker() as session:
@@ -148,3 +182,4 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.reads.dispose()
+        self.lean.dispose()

@@ -8,13 +8,14 @@ from typing import Any
 import segno
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from livegate.errors import NO_STORE, LivegateError
 from livegate.login import sealed, strings
 from livegate.login.service import LoginService, LoginView, NewLogin, binding_value, qr_version
 from livegate.oauth import scopes
-from livegate.oauth.service import OAuthService
+from livegate.oauth.service import ConsentRequest, OAuthService
 from livegate.web import templates
 
 router = APIRouter(tags=["sign-in"])
@@ -59,20 +60,23 @@ def set_login_cookie(request: Request, response: Response, login: NewLogin) -> N
 )
 async def authorize(request: Request) -> Response:
     oauth: OAuthService = request.app.state.oauth
-    checked = await run_in_threadpool(
-        oauth.authorizations.check, str(request.url), list(request.query_params.multi_items())
-    )
-    if isinstance(checked, str):
-        return RedirectResponse(checked, status_code=302, headers=NO_STORE)
     svc = logins(request)
 
-    def create() -> NewLogin:
-        with svc.db.session() as session:
-            return svc.create(
-                session, purpose="authorize", params=checked.params, client_pk=checked.client.id
-            )
+    def create(session: Session, checked: ConsentRequest) -> NewLogin:
+        return svc.create(
+            session, purpose="authorize", params=checked.params, client_pk=checked.client.id
+        )
 
-    login = await run_in_threadpool(create)
+    # The request checked and its sign-in created in one transaction.
+    outcome = await run_in_threadpool(
+        oauth.authorizations.check_then,
+        str(request.url),
+        list(request.query_params.multi_items()),
+        create,
+    )
+    if isinstance(outcome, str):
+        return RedirectResponse(outcome, status_code=302, headers=NO_STORE)
+    checked, login = outcome
     response = templates.TemplateResponse(
         request,
         "consent.html",

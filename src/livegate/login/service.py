@@ -120,12 +120,10 @@ class LoginService:
         # The connected-apps page signs users in with the same QR flow; it supplies this.
         self.on_account_login = on_account_login
 
-    async def _db(self, fn: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with self.db.session() as session:
-                return fn(session)
-
-        return await anyio.to_thread.run_sync(run)
+    async def _db(self, fn: Callable[[Session], T], *, autocommit: bool = False) -> T:
+        """`fn` in the threadpool. `autocommit` for the steps whose only write is one
+        statement on the sign-in's row (no BEGIN or COMMIT round trips)."""
+        return await anyio.to_thread.run_sync(lambda: self.db.run(fn, autocommit=autocommit))
 
     # -- rows, seals, views ------------------------------------------------------------------
 
@@ -144,9 +142,6 @@ class LoginService:
         except VaultError:
             # Sealed under a server key no longer configured: the sign-in cannot go on.
             raise login_expired() from None
-
-    def _seal(self, row: PendingLogin, binding: str, held: LoginSecrets) -> None:
-        row.sealed = sealed.seal(self.vault, binding, row.id, held)
 
     def _result_url(self, row: PendingLogin, binding: str) -> str | None:
         if row.result_url and row.status == "done" and row.purpose == "authorize":
@@ -198,13 +193,14 @@ class LoginService:
 
     async def view(self, login_id: str, cookie: str | None) -> LoginView:
         binding = cookie or ""
-        return await self._db(lambda s: self._load_view(s, login_id, binding))
+        return await self._db(lambda s: self._load_view(s, login_id, binding), autocommit=True)
 
     async def start(self, login_id: str, cookie: str | None, csrf: str | None) -> LoginView:
         """The user pressed "Continue with TikTok": fetch the first QR code."""
         binding = cookie or ""
         row = await self._db(
-            lambda s: self._check_csrf(self._load(s, login_id, binding), binding, csrf)
+            lambda s: self._check_csrf(self._load(s, login_id, binding), binding, csrf),
+            autocommit=True,
         )
         if row.sealed:
             return await self.view(login_id, binding)
@@ -214,16 +210,8 @@ class LoginService:
             log.warning("passport start failed: %s", exc.code)
             message = "TikTok is not answering right now. Please try again."
             return self._view(row, binding, None, message)
-
-        def save(session: Session) -> LoginView:
-            r = self._load(session, login_id, binding)
-            held = _with_qr(LoginSecrets(passport=state), r, qr)
-            self._seal(r, binding, held)
-            r.status = "new"
-            r.next_poll_at = utcnow()
-            return self._view(r, binding, held)
-
-        return await self._db(save)
+        held = LoginSecrets(passport=state)
+        return await self._save(login_id, binding, held, status="new", qr=qr, next_poll_at=utcnow())
 
     async def cancel(self, login_id: str, cookie: str | None, csrf: str | None) -> str:
         binding = cookie or ""
@@ -252,22 +240,30 @@ class LoginService:
         binding = cookie or ""
 
         def claim(session: Session) -> tuple[PendingLogin, LoginSecrets, bool]:
-            row = self._load(session, login_id, binding)
-            held = self._open(row, binding)
-            if row.status in FINAL or row.status == "consent" or not held.qr_token:
-                return row, held, False
+            # One statement when the slot is free: the claim reads the row it takes. Only
+            # the browser holding the binding claims, and only a sign-in still waiting.
             interval = dt.timedelta(seconds=self.settings.qr_poll_interval)
-            claimed = session.execute(
+            claimed = session.scalar(
                 update(PendingLogin)
                 .where(
-                    PendingLogin.id == row.id,
+                    PendingLogin.id == login_id,
+                    PendingLogin.binding_digest == digest(binding),
+                    PendingLogin.expires_at > now,
+                    PendingLogin.status.not_in([*FINAL, "consent"]),
+                    PendingLogin.sealed.is_not(None),
                     or_(PendingLogin.next_poll_at.is_(None), PendingLogin.next_poll_at <= now),
                 )
                 .values(next_poll_at=now + interval)
+                .returning(PendingLogin)
+                .execution_options(synchronize_session=False)
             )
-            return row, held, claimed.rowcount == 1  # type: ignore[attr-defined]  # rowcount: CursorResult, typed as Result
+            if claimed is not None:
+                held = self._open(claimed, binding)
+                return claimed, held, bool(held.qr_token)
+            row = self._load(session, login_id, binding)
+            return row, self._open(row, binding), False
 
-        row, held, claimed = await self._db(claim)
+        row, held, claimed = await self._db(claim, autocommit=True)
         if not claimed:
             return self._view(row, binding, held)
         # A fresh copy for the passport client to update in place.
@@ -318,20 +314,39 @@ class LoginService:
         next_poll_at: dt.datetime | None = None,
         message: str | None = None,
     ) -> LoginView:
-        def run(session: Session) -> LoginView:
-            r = self._load(session, login_id, binding)
-            if r.status in FINAL:
-                return self._view(r, binding, None)
-            kept = _with_qr(held, r, qr) if qr else held
-            self._seal(r, binding, kept)
-            r.message = message
-            if status:
-                r.status = status
-            if next_poll_at:
-                r.next_poll_at = next_poll_at
-            return self._view(r, binding, kept)
+        """What a poll (or the start) learnt, sealed again: one UPDATE of a sign-in still
+        going on, which returns the row the view is made of."""
+        kept = _with_qr(held, qr) if qr else held
+        values: dict[str, Any] = {
+            "sealed": sealed.seal(self.vault, binding, login_id, kept),
+            "message": message,
+        }
+        if qr:
+            values["qr_expires_at"] = dt.datetime.fromtimestamp(qr.expire_time, dt.UTC)
+        if status:
+            values["status"] = status
+        if next_poll_at:
+            values["next_poll_at"] = next_poll_at
 
-        return await self._db(run)
+        def run(session: Session) -> LoginView:
+            saved = session.scalar(
+                update(PendingLogin)
+                .where(
+                    PendingLogin.id == login_id,
+                    PendingLogin.binding_digest == digest(binding),
+                    PendingLogin.expires_at > utcnow(),
+                    PendingLogin.status.not_in(FINAL),
+                )
+                .values(**values)
+                .returning(PendingLogin)
+                .execution_options(synchronize_session=False)
+            )
+            if saved is not None:
+                return self._view(saved, binding, kept)
+            r = self._load(session, login_id, binding)  # ended meanwhile (or expired)
+            return self._view(r, binding, None)
+
+        return await self._db(run, autocommit=True)
 
     async def _fail(self, login_id: str, binding: str, message: str) -> LoginView:
         def run(session: Session) -> LoginView:
@@ -364,16 +379,20 @@ class LoginService:
             r = self._load(session, login_id, binding)
             if r.status in FINAL:
                 return self._view(r, binding, None)
+            # The row changes once the grant is made: one UPDATE at the commit.
+            with session.no_autoflush:
+                if r.purpose == "authorize":
+                    code = sealed.authorization_code(binding, r.id)
+                    url = self.authorizations.complete(
+                        session, r.request_params, profile, jar, code
+                    )
+                    r.result_url = without_code(url, code)
+                elif self.on_account_login is not None:
+                    r.result_url = self.on_account_login(session, r, profile, jar)
             # The warm-up cookies were only needed to poll; the session lives in the vault now.
             r.sealed = None
             r.message = None
             r.account_unique_id = profile.unique_id
-            if r.purpose == "authorize":
-                code = sealed.authorization_code(binding, r.id)
-                url = self.authorizations.complete(session, r.request_params, profile, jar, code)
-                r.result_url = without_code(url, code)
-            elif self.on_account_login is not None:
-                r.result_url = self.on_account_login(session, r, profile, jar)
             r.status = "done"
             return self._view(r, binding, None)
 
@@ -385,6 +404,5 @@ def binding_value(login: NewLogin) -> str:
     return login.binding
 
 
-def _with_qr(held: LoginSecrets, row: PendingLogin, qr: QRCode) -> LoginSecrets:
-    row.qr_expires_at = dt.datetime.fromtimestamp(qr.expire_time, dt.UTC)
+def _with_qr(held: LoginSecrets, qr: QRCode) -> LoginSecrets:
     return replace(held, qr_token=qr.token, qr_url=qr.qrcode_index_url)

@@ -58,6 +58,7 @@ class LivegateServer(AuthorizationServer):
         self.settings = settings
         self.vault = vault
         self.db = db
+        self._clients: dict[str, Client | None] = {}
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -90,8 +91,11 @@ class LivegateServer(AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or not client_id:
             return None
-        row = clients.get_client(self.db, client_id)
-        return Client(row) if row else None
+        # Authlib asks more than once per request (consent grant, then the response).
+        if client_id not in self._clients:
+            row = clients.get_client(self.db, client_id)
+            self._clients[client_id] = Client(row) if row else None
+        return self._clients[client_id]
 
     # -- words for what Authlib refuses tersely ---------------------------------------------
 

@@ -4,8 +4,9 @@ grant recorded with its TikTok session and the code issued; or the refusal sent 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.errors import OAuth2Error
@@ -19,6 +20,8 @@ from livegate.oauth.requests import LivegateRequest
 from livegate.oauth.service.base import ServiceBase
 from livegate.tiktok.cookies import session_expiry
 from livegate.tiktok.passport import TikTokProfile
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -40,21 +43,36 @@ class AuthorizationService(ServiceBase):
         redirect_uri and state the client meant is then anyone's guess). `uri`: the request's
         URL or path; only its path and query are used.
         """
-        request = self.request("GET", uri, {}, params)
+        return self.transaction(lambda db: self.check_in(db, uri, params))
 
-        def run(db: Session) -> ConsentRequest | str:
-            try:
-                grant = self.server(db).get_consent_grant(request)
-            except OAuth2Error as error:
-                if error.redirect_uri is None:
-                    raise
-                return self.error_redirect(error)
-            checked = dict(request.payload.data)
-            checked["redirect_uri"] = grant.redirect_uri
-            checked["scope"] = request.scope
-            return ConsentRequest(grant.client.row, (request.scope or "").split(), checked)
+    def check_then(
+        self, uri: str, params: list[tuple[str, str]], then: Callable[[Session, ConsentRequest], T]
+    ) -> tuple[ConsentRequest, T] | str:
+        """`check`, and for a request to ask the user about, `then` in the same transaction
+        (the consent page creates its sign-in)."""
+
+        def run(db: Session) -> tuple[ConsentRequest, T] | str:
+            checked = self.check_in(db, uri, params)
+            return checked if isinstance(checked, str) else (checked, then(db, checked))
 
         return self.transaction(run)
+
+    def check_in(
+        self, db: Session, uri: str, params: list[tuple[str, str]]
+    ) -> ConsentRequest | str:
+        """`check` in the caller's transaction (the consent page creates its sign-in in the
+        same one). A refusal is raised as OAuth2Error or LivegateError."""
+        request = self.request("GET", uri, {}, params)
+        try:
+            grant = self.server(db).get_consent_grant(request)
+        except OAuth2Error as error:
+            if error.redirect_uri is None:
+                raise
+            return self.error_redirect(error)
+        checked = dict(request.payload.data)
+        checked["redirect_uri"] = grant.redirect_uri
+        checked["scope"] = request.scope
+        return ConsentRequest(grant.client.row, (request.scope or "").split(), checked)
 
     def error_redirect(self, error: OAuth2Error) -> str:
         _, _, headers = error()
@@ -78,9 +96,11 @@ class AuthorizationService(ServiceBase):
         can rebuild this redirect later without having stored the code anywhere. It runs in
         the caller's transaction: the sign-in is marked done in the same commit.
         """
-        client = db.scalar(select(OAuthClient).where(OAuthClient.client_id == params["client_id"]))
-        if client is None:
+        server = self.server(db)
+        found = server.query_client(params["client_id"])
+        if found is None or not isinstance(found.row, OAuthClient):
             raise LookupError("client vanished")
+        client = found.row
         account = upsert_account(db, profile)
         grant_row = Grant(
             client_pk=client.id,
@@ -96,7 +116,6 @@ class AuthorizationService(ServiceBase):
         )
         request.data_key = data_key
         request.session_id = srow.id
-        server = self.server(db)
         grant = server.get_consent_grant(request)
         grant.issued_code = code
         answer = server.create_authorization_response(request, grant_user=grant_row, grant=grant)

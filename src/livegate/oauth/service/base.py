@@ -43,18 +43,23 @@ class ServiceBase:
         """`fn` in one transaction. A refusal commits what it changed before it is raised
         (as a LivegateError): a replayed code or refresh token revokes its family, and that
         revocation must stand."""
-        with self.database.session() as db:
+
+        def run(db: Session) -> tuple[T | None, LivegateError | None]:
             try:
-                return fn(db)
+                return fn(db), None
             except OAuth2Error as exc:
-                refusal = LivegateError.from_oauth(exc)
+                return None, LivegateError.from_oauth(exc)
             except LivegateError as exc:
-                refusal = exc
+                return None, exc
             except ValueError as exc:
                 if not _unprintable(exc):
                     raise
-                raise unprintable_error() from None
-        raise refusal
+                return None, unprintable_error()
+
+        result, refusal = self.database.run(run)
+        if refusal is not None:
+            raise refusal
+        return result  # type: ignore[return-value]  # T, as fn returned it
 
     def public_uri(self, target: str) -> str:
         """The URI Authlib sees: the issuer, plus the request's path and query.
