@@ -12,6 +12,7 @@ count like any statement.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import secrets
@@ -119,8 +120,9 @@ def counted(
     The simulator takes polls at any pace and the gateway polls it on every status request,
     so that each of the flow's two status requests polls TikTok once: scanned, then done.
     """
-    sim = ServerThread(create_simulator_app(SimState(min_poll_interval=0)), log_level="warning")
-    sim.start()
+    # Its accounts' uids start apart from the suite simulator's (one database for both).
+    state = SimState(min_poll_interval=0, _uids=itertools.count(7_420_000_000_000_000_001))
+    sim = ServerThread(create_simulator_app(state), log_level="warning").start()
     port = free_port()
     settings = gateway_settings.model_copy(
         update={

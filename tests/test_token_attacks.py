@@ -7,6 +7,7 @@ Each race is run TRIALS times, because a race that is lost only now and then is 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -73,7 +74,10 @@ def race_sim() -> Iterator[ServerThread]:
     machine two of the gateway's polls can reach the shared simulator closer together than it
     allows, and TikTok's "too fast" answer holds that sign-in back for two minutes.
     """
-    server = ServerThread(create_simulator_app(SimState(min_poll_interval=0.0))).start()
+    # Its accounts' uids start apart from the suite simulator's: both sign in to the suite's
+    # database, where a uid names one account.
+    state = SimState(min_poll_interval=0.0, _uids=itertools.count(7_410_000_000_000_000_001))
+    server = ServerThread(create_simulator_app(state)).start()
     yield server
     server.stop()
 
