@@ -8,6 +8,7 @@ SQLite, whose statements are in-process calls, in the threadpool as before.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -87,8 +88,9 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         # `run`'s sessions: no pre-ping (it retries instead).
         self.lean = engine_without_ping(url, self.engine)
-        # Made on first use, in the event loop that uses them (a worker's).
-        self._hot: dict[bool, AsyncEngine] = {}
+        # Made on first use, per event loop: an asyncio connection belongs to its loop, and
+        # one Database may serve apps on several loops (the tests' servers in threads).
+        self._hot: dict[tuple[int, bool], AsyncEngine] = {}
 
     async def hot(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         """`fn` on one connection: in a transaction committed when it returns (`write`), or
@@ -101,9 +103,10 @@ class Database:
         """
         if self.is_sqlite:
             return await to_thread.run_sync(self._hot_sqlite, fn, write)
-        engine = self._hot.get(write)
+        key = (id(asyncio.get_running_loop()), write)
+        engine = self._hot.get(key)
         if engine is None:
-            engine = self._hot[write] = make_async_engine(self.url, autocommit=not write)
+            engine = self._hot[key] = make_async_engine(self.url, autocommit=not write)
         for attempt in (1, 2):
             try:
                 async with engine.connect() as conn:
@@ -124,9 +127,10 @@ class Database:
             return result
 
     async def aclose(self) -> None:
-        for engine in self._hot.values():
-            await engine.dispose()
-        self._hot.clear()
+        """Close this event loop's async engines (its app is shutting down)."""
+        loop = id(asyncio.get_running_loop())
+        for key in [k for k in self._hot if k[0] == loop]:
+            await self._hot.pop(key).dispose()
 
     def read_first(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
         """The first row of one read-only statement, outside any transaction.
