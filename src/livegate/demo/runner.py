@@ -31,20 +31,13 @@ from livegate.demo import DEMO_DIR, cli_invocation
 from livegate.demo.sample_app import SampleConfig, close_streams, create_sample_app
 from livegate.logs import setup_logging, uvicorn_log_config
 from livegate.oauth import clients
+from livegate.simulator.activity import LINES
 from livegate.simulator.app import create_simulator_app
 
 log = logging.getLogger("livegate.demo")
 
 STREAMER = "demo_streamer"
 VIEWERS = ["alice", "bob", "carol"]
-LINES = [
-    "hello from the simulator!",
-    "this stream is great",
-    "who else is watching?",
-    "livegate works!",
-    "greetings from the chat",
-    "can you say hi to me?",
-]
 SCOPE = "webcast:fetch webcast:bulk_live_check webcast:chat user:info"
 DEVELOPER_EMAIL = "demo@livegate.test"
 # How long open connections (a chat stream, a WebSocket relay) may hold up Ctrl-C.
