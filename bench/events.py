@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -186,11 +187,25 @@ def start_clients(args: argparse.Namespace, gw: str, key: str, fmt: str, rooms: 
     return procs, ready
 
 
+def set_activity(http: httpx.Client, sim: str, rooms: list[str], rate: float) -> None:
+    """All rooms at once: one by one, a busy simulator would take minutes to stop them."""
+
+    def one(room_id: str) -> None:
+        url = f"{sim}/_sim/rooms/{room_id}/activity"
+        http.post(url, json={"rate_per_s": rate}).raise_for_status()
+
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(one, rooms))
+
+
 def measure(args: argparse.Namespace, exe: str, fmt: str, tmp: Path) -> dict[str, Any]:
     env = environment(args, tmp)
     with running(exe, "simulator", env, tmp) as (sim, sim_pid):
         env["LIVEGATE_TIKTOK_URL"] = sim
-        with running(exe, "serve", env, tmp) as (gw, pid), httpx.Client(timeout=30) as http:
+        with (
+            running(exe, "serve", env, tmp) as (gw, pid),
+            httpx.Client(timeout=120, limits=httpx.Limits(max_connections=32)) as http,
+        ):
             key = cli_json(exe, env, "apikeys", "create")["api_key"]
             rooms: dict[str, str] = {}
             for i in range(args.rooms):
@@ -200,10 +215,7 @@ def measure(args: argparse.Namespace, exe: str, fmt: str, tmp: Path) -> dict[str
             procs, ready = start_clients(args, gw, key, fmt, list(rooms))
             time.sleep(2)
             rss_idle = rss_kib(pid)
-            for room_id in rooms.values():
-                http.post(
-                    f"{sim}/_sim/rooms/{room_id}/activity", json={"rate_per_s": args.rate}
-                ).raise_for_status()
+            set_activity(http, sim, list(rooms.values()), args.rate)
             t0 = time.time() + args.warmup
             time.sleep(args.warmup)
             pids = {"gw": [pid], "sim": [sim_pid], "load": [p.pid for p in procs]}
@@ -215,10 +227,7 @@ def measure(args: argparse.Namespace, exe: str, fmt: str, tmp: Path) -> dict[str
             }
             t1 = time.time()
             rss_load = rss_kib(pid)
-            for room_id in rooms.values():
-                http.post(
-                    f"{sim}/_sim/rooms/{room_id}/activity", json={"rate_per_s": 0}
-                ).raise_for_status()
+            set_activity(http, sim, list(rooms.values()), 0)
             time.sleep(args.drain)
             logs = {u: http.get(f"{sim}/_sim/rooms/{r}/events").json() for u, r in rooms.items()}
             results = [json.loads(p.communicate(f"{t0} {t1}\n", timeout=300)[0]) for p in procs]

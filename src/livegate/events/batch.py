@@ -52,6 +52,9 @@ class EventBatch:
     messages: list[BaseProtoMessage]
     cursor: str
     internal_ext: str
+    # TikTok's own encoding of a fetch result holding exactly these messages, when there is one
+    # (a push frame's): the binary frame carries it instead of encoding them again.
+    result: bytes | None = None
     at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     _frame: bytes | None = field(default=None, repr=False)
     _events: list[dict[str, Any]] | None = field(default=None, repr=False)
@@ -60,20 +63,24 @@ class EventBatch:
     def push_frame(self) -> bytes:
         """A `msg` push frame carrying these messages, uncompressed."""
         if self._frame is None:
-            result = ProtoMessageFetchResult(
-                messages=self.messages,
-                cursor=self.cursor,
-                internal_ext=self.internal_ext,
-                now=self.at_ms,
-                fetch_interval=1000,
-            )
+            result = self.result
+            if result is None:
+                result = bytes(
+                    ProtoMessageFetchResult(
+                        messages=self.messages,
+                        cursor=self.cursor,
+                        internal_ext=self.internal_ext,
+                        now=self.at_ms,
+                        fetch_interval=1000,
+                    )
+                )
             self._frame = bytes(
                 WebcastPushFrame(
                     seq_id=self.seq,
                     log_id=secrets.randbits(62),
                     payload_encoding="pb",
                     payload_type="msg",
-                    payload=bytes(result),
+                    payload=result,
                 )
             )
         return self._frame

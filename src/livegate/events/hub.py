@@ -149,7 +149,9 @@ class Upstream:
     def _publish(self, batch: Batch) -> bool:
         """Offer `batch` to every subscriber; True when it was the stream's last."""
         if batch.messages:
-            event = EventBatch(self.next_seq, batch.messages, batch.cursor, batch.internal_ext)
+            event = EventBatch(
+                self.next_seq, batch.messages, batch.cursor, batch.internal_ext, batch.payload
+            )
             self.next_seq += len(batch.messages)
             self.recent.extend(batch.messages)
             for sub in list(self.subscribers):
