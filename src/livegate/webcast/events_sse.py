@@ -147,6 +147,14 @@ class SseStream:
     def __init__(self, streams: EventStreams, keepalive: float) -> None:
         self.streams = streams
         self.keepalive = keepalive
+        # Set by `drain`: every open stream ends (no error event: the client reconnects with
+        # Last-Event-ID, to whichever instance still serves).
+        self.draining = asyncio.Event()
+
+    def drain(self) -> None:
+        """End every open stream now, as the server stops: an HTTP server waits for streaming
+        answers to finish, and these never would."""
+        self.draining.set()
 
     async def open(self, request: Request, unique_id: str) -> EventStreamResponse:
         options, last_id = sse_options(request, unique_id)
@@ -212,13 +220,16 @@ class SseStream:
                 yield _frame(entry.data, id=entry.id)
         getter: asyncio.Future[Any] | None = None
         revoked = asyncio.ensure_future(relay.ended.wait()) if relay is not None else None
+        draining = asyncio.ensure_future(self.draining.wait())
         try:
             while True:
                 getter = getter or asyncio.ensure_future(listener.next())
-                waits = {getter} if revoked is None else {getter, revoked}
+                waits = {getter, draining} if revoked is None else {getter, draining, revoked}
                 done, _ = await asyncio.wait(
                     waits, timeout=self.keepalive, return_when=asyncio.FIRST_COMPLETED
                 )
+                if draining in done:
+                    return
                 if revoked is not None and revoked in done:
                     detail = "the authorization is no longer active"
                     yield _error(Closing(CloseCode.INVALID_AUTH, detail))
@@ -234,7 +245,7 @@ class SseStream:
                     sent = item.order
                     yield _frame(item.data, id=item.id)
         finally:
-            for task in (getter, revoked):
+            for task in (getter, revoked, draining):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
