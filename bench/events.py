@@ -133,14 +133,21 @@ async def client(args: argparse.Namespace) -> None:
     rooms = args.client.split(",")
     gate = asyncio.Semaphore(32)
     subs: list[dict[str, Any]] = [{} for _ in rooms for _ in range(args.per_room)]
-    query = {"apiKey": args.key, "features.closeInactiveWebSocketAfter": "3600"}
+    query = {"features.closeInactiveWebSocketAfter": "3600"}
     if args.format == "json":
         query["format"] = "json"
+    keys = args.key.split(",")  # a room's subscribers take them in turn
+    each = [(r, keys[i % len(keys)]) for r in rooms for i in range(args.per_room)]
     tasks = [
         asyncio.create_task(
-            subscriber(f"{args.gw}?{urlencode({**query, 'uniqueId': room})}", room, gate, out)
+            subscriber(
+                f"{args.gw}?{urlencode({**query, 'uniqueId': room, 'apiKey': key})}",
+                room,
+                gate,
+                out,
+            )
         )
-        for room, out in zip([r for r in rooms for _ in range(args.per_room)], subs, strict=True)
+        for (room, key), out in zip(each, subs, strict=True)
     ]
     while sum("ready" in s for s in subs) + sum(t.done() for t in tasks) < len(subs):
         await asyncio.sleep(0.2)
@@ -206,7 +213,9 @@ def measure(args: argparse.Namespace, exe: str, fmt: str, tmp: Path) -> dict[str
             running(exe, "serve", env, tmp) as (gw, pid),
             httpx.Client(timeout=120, limits=httpx.Limits(max_connections=32)) as http,
         ):
-            key = cli_json(exe, env, "apikeys", "create")["api_key"]
+            key = ",".join(
+                cli_json(exe, env, "apikeys", "create")["api_key"] for _ in range(args.keys)
+            )
             rooms: dict[str, str] = {}
             for i in range(args.rooms):
                 room = http.post(f"{sim}/_sim/rooms", json={"unique_id": f"benchroom{i}"}).json()
@@ -306,6 +315,7 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=200, help="simulated rooms (default 200)")
     parser.add_argument("--rate", type=float, default=5.0, help="events/s per room (default 5)")
     parser.add_argument("--per-room", type=int, default=10, help="subscribers per room (10)")
+    parser.add_argument("--keys", type=int, default=1, help="API keys per room (default 1)")
     parser.add_argument("--formats", default="binary,json", help="default binary,json")
     parser.add_argument("--clients", type=int, default=2, help="load processes (default 2)")
     parser.add_argument("--duration", type=int, default=60, help="s measured (default 60)")
@@ -339,7 +349,8 @@ def main() -> None:
         return
     print(
         f"livegate {args.livegate.resolve()} @ {commit}: {args.rooms} rooms x {args.rate:g}"
-        f" events/s, {args.per_room} subscribers each, {args.clients} load processes,"
+        f" events/s, {args.per_room} subscribers each on {args.keys} API key(s),"
+        f" {args.clients} load processes,"
         f" {args.duration} s measured after {args.warmup} s, workers {args.workers or 'default'},"
         f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n"
         "emitted/s: all rooms, by the simulator's log; delivered/s: events received by all"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,26 @@ def decode(message: BaseProtoMessage) -> dict[str, Any] | None:
     except Exception:  # betterproto raises whatever its parser hits on a bad payload
         return None
     return {"type": message.method, "data": data}
+
+
+# Events decoded lately in this process, by (method, payload): every upstream of a room (one per
+# credential: with users' tokens, one per user) brings the same messages within moments of each
+# other, and decoding with the proto classes is the costliest step of a JSON stream
+# (docs/benchmarks.md, "Managed event stream").
+DECODED_KEPT = 512
+_decoded: OrderedDict[tuple[str, bytes], dict[str, Any] | None] = OrderedDict()
+
+
+def decode_once(message: BaseProtoMessage) -> dict[str, Any] | None:
+    """`decode(message)`, shared with every other batch of this process that carries the same
+    message (same method and bytes); the result is shared, so it is never changed."""
+    key = (message.method, message.payload)
+    if key in _decoded:
+        return _decoded[key]
+    event = _decoded[key] = decode(message)
+    if len(_decoded) > DECODED_KEPT:
+        _decoded.popitem(last=False)
+    return event
 
 
 def dumps(value: Any) -> str:
@@ -87,7 +108,7 @@ class EventBatch:
 
     def events(self) -> list[dict[str, Any]]:
         if self._events is None:
-            self._events = [e for m in self.messages if (e := decode(m)) is not None]
+            self._events = [e for m in self.messages if (e := decode_once(m)) is not None]
         return self._events
 
     def texts(self, bundle: bool) -> list[str]:
