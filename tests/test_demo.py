@@ -177,6 +177,43 @@ def test_sample_app_streams_live_chat_through_livegate(
     assert seen.index("before connect") < seen.index("after connect")
 
 
+@pytest.mark.browser
+async def test_the_page_reads_livegates_stream_itself_and_says_when_the_live_ends(
+    sample: ServerThread, gateway: ServerThread, sim: ServerThread, chromium: Browser
+) -> None:
+    room = httpx.post(f"{sim.url}/_sim/rooms", json={"unique_id": "demo_streamer"}).json()
+    user = connect(sample, gateway, sim, "pagewatcher")
+    context = await chromium.new_context(viewport=DESKTOP)
+    console = Console()
+    console.watch(context)
+    opened: list[str] = []
+    context.on("request", lambda r: opened.append(r.url) if "/events?" in r.url else None)
+    cookie = user.cookies["sample_sid"]
+    await context.add_cookies([{"name": "sample_sid", "value": cookie, "url": sample.url}])
+    try:
+        page = await context.new_page()
+        await page.goto(sample.url)
+        status = page.locator("#chat-status")
+        await expect(status).to_have_text("connected to @demo_streamer")
+        httpx.post(
+            f"{sim.url}/_sim/rooms/{room['room_id']}/comments",
+            json={"unique_id": "carol", "text": "read by the page"},
+        )
+        await expect(page.locator("#chat li").last).to_have_text("carolread by the page")
+        # The page opened livegate's stream (another origin) with a browser token only.
+        assert opened, "no event stream was opened"
+        for url in opened:
+            assert url.startswith(f"{gateway.url}/webcast/rooms/demo_streamer/events?jwtKey=")
+            assert "lg_at_" not in url and "lg_ak_" not in url
+        httpx.delete(f"{sim.url}/_sim/rooms/{room['room_id']}").raise_for_status()
+        await expect(status).to_have_text("The LIVE of @demo_streamer ended.")
+        await page.reload()
+        await expect(status).to_have_text("@demo_streamer is not LIVE right now.")
+    finally:
+        await context.close()
+    assert console.messages == []
+
+
 def test_sample_app_pages_are_never_cached(sample: ServerThread) -> None:
     # Back after the sign-in must not show a stale "Connect TikTok".
     with httpx.Client(base_url=sample.url, timeout=10) as user:

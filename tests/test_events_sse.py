@@ -27,7 +27,7 @@ from tests.events_helpers import (
     sim_room,
 )
 from tests.oauth_helpers import register, revoke
-from tests.servers import ServerThread
+from tests.servers import ServerThread, wait_for
 from tests.webcast_helpers import User, api_key_for, extra_gateway, new_room, new_user
 
 
@@ -314,5 +314,28 @@ def test_a_quiet_stream_sends_keepalive_comments(
             reader = SseReader(r)
             room_info(reader, room_id)
             assert reader.next()["comment"] == "keepalive"
+    finally:
+        server.stop()
+
+
+def test_a_lingering_feed_ends_when_its_grant_is_revoked(
+    gateway_settings: Settings, sim: ServerThread, database: Database, http: httpx.Client
+) -> None:
+    # A long linger: only the revocation can end the feed within the wait below.
+    server = extra_gateway(gateway_settings, events_resume_linger=600)
+    try:
+        viewer = new_user(server.url, sim.url, database, uname("lg"))
+        streamer = uname("sl")
+        room_id = new_room(sim.url, streamer)
+        bearer = {"Authorization": f"Bearer {viewer.access_token}"}
+        with open_sse(http, server.url, streamer, headers=bearer) as r:
+            room_info(SseReader(r), room_id)
+        # Left: the feed keeps recording the room for a reconnect.
+        assert sim_room(sim.url, room_id)["ws_connections"] == 1
+        assert revoke(server.url, viewer.app, viewer.refresh_token, "refresh_token").is_success
+        wait_for(
+            lambda: sim_room(sim.url, room_id)["ws_connections"] == 0,
+            what="the revoked grant's feed to leave the room",
+        )
     finally:
         server.stop()

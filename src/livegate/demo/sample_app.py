@@ -251,7 +251,9 @@ def create_sample_app(cfg: SampleConfig) -> FastAPI:
 
 
 async def _browser_stream(cfg: SampleConfig, access_token: str) -> JSONResponse:
-    """`{url}` of the room's event stream for the browser, or `{error, message}` in words."""
+    """`{url}` of the room's event stream for the browser; or why not, in words: 401
+    `{error: "revoked", message}` (the page goes home, which says so), else 200
+    `{error, message}` (not live, say: an answer, not a failure of this call)."""
     room = cfg.room_unique_id
     try:
         async with httpx.AsyncClient(base_url=cfg.gateway_api_url, timeout=10) as http:
@@ -268,15 +270,18 @@ async def _browser_stream(cfg: SampleConfig, access_token: str) -> JSONResponse:
                 headers={"Authorization": f"Bearer {access_token}", "X-Api-Key": cfg.api_key},
             )
     except httpx.HTTPError:
-        return JSONResponse({"error": "unreachable", "message": UNREACHABLE}, status_code=502)
+        return _why_not("unreachable", UNREACHABLE)
     if minted.status_code == 401:
         return JSONResponse({"error": "revoked", "message": REVOKED}, status_code=401)
     if minted.status_code != 200:
-        message = f"livegate refused the stream (HTTP {minted.status_code})."
-        return JSONResponse({"error": "refused", "message": message}, status_code=502)
+        return _why_not("refused", f"livegate refused the stream (HTTP {minted.status_code}).")
     query = urlencode({"jwtKey": minted.json()["token"]})
     url = f"{cfg.gateway_url}/webcast/rooms/{quote(room)}/events?{query}"
     return JSONResponse({"url": url, "room": room})
+
+
+def _why_not(error: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message})
 
 
 def _is_live(r: httpx.Response) -> bool:
@@ -299,9 +304,9 @@ def _lookup_failed(cfg: SampleConfig, r: httpx.Response) -> JSONResponse:
         body = {}
     if body.get("error") == "user_offline" or body.get("is_live") is False:
         message = f"@{cfg.room_unique_id} is not LIVE right now."
-        return JSONResponse({"error": "offline", "message": message}, status_code=404)
+        return _why_not("offline", message)
     if body.get("message"):
         message = f"Could not find the LIVE room: {body['message']}"
     else:
         message = f"Could not find the LIVE room (HTTP {r.status_code})."
-    return JSONResponse({"error": "not_found", "message": message}, status_code=502)
+    return _why_not("not_found", message)

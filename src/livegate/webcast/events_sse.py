@@ -35,6 +35,7 @@ from livegate.events.codes import CloseCode, Closing
 from livegate.events.feed import Listener
 from livegate.events.options import StreamOptions, parse_options
 from livegate.events.resume import Backlog, BadEventId, parse_id
+from livegate.limits import ENDLESS
 from livegate.webcast.events_socket import Admission, EventStreams
 from livegate.webcast.relay import Relay
 
@@ -179,6 +180,7 @@ class SseStream:
             await self.streams.dismiss(admission)
 
         body = self._events(listener, backlog, last_id, admission.relay)
+        request.scope[ENDLESS] = True
         return EventStreamResponse(body, cleanup)
 
     async def _listen(self, options: StreamOptions, admission: Admission) -> Listener:
