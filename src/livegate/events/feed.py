@@ -16,18 +16,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from livegate.events.batch import EventBatch, dumps
 from livegate.events.codes import CloseCode, Closing
 from livegate.events.hub import Subscription
 from livegate.events.resume import Entry, ResumeBuffer
+from livegate.events.shared import Inbox, cancel_all, join_when_ready
 
 log = logging.getLogger(__name__)
 
 LISTENER_QUEUE = 2048  # entries a listener may have waiting before it is ended
-Item = Entry | Closing
 
 
 def _msg_id(event: dict[str, Any]) -> str:
@@ -45,11 +45,10 @@ class Watch:
     release: Callable[[], None]
 
 
-@dataclass(eq=False)
-class Listener:
-    feed: Feed
-    queue: asyncio.Queue[Item] = field(default_factory=lambda: asyncio.Queue(LISTENER_QUEUE))
-    ended: bool = False
+class Listener(Inbox[Entry]):
+    def __init__(self, feed: Feed) -> None:
+        super().__init__(LISTENER_QUEUE)
+        self.feed = feed
 
     @property
     def room_info(self) -> dict[str, Any]:
@@ -58,23 +57,6 @@ class Listener:
     @property
     def buffer_key(self) -> str:
         return self.feed.buffer_key
-
-    def offer(self, item: Item) -> None:
-        if self.ended:
-            return
-        if isinstance(item, Closing):
-            self.ended = True
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.ended = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            detail = "the subscriber fell behind"
-            self.queue.put_nowait(Closing(CloseCode.INTERNAL_SERVER_ERROR, detail))
-
-    async def next(self) -> Item:
-        return await self.queue.get()
 
     def close(self) -> None:
         self.feed.leave(self)
@@ -207,21 +189,7 @@ class Feeds:
             feed = Feed(self, key, buffer_key, subscribe, watch())
             self.feeds[key] = feed
             feed.start()
-        listener = feed.join()
-        try:
-            await feed.ready.wait()
-        except asyncio.CancelledError:
-            listener.close()
-            raise
-        if feed.failure is not None:
-            listener.close()
-            raise feed.failure
-        return listener
+        return await join_when_ready(feed)
 
     async def aclose(self) -> None:
-        tasks = [f.task for f in self.feeds.values() if f.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(f.task for f in self.feeds.values())
