@@ -3,6 +3,7 @@ close code."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -88,3 +89,76 @@ def sim_room(sim_url: str, room_id: str) -> dict[str, Any]:
 
 def push_connects(sim_url: str, room_id: str) -> int:
     return sum(1 for e in sim_room(sim_url, room_id)["ws_log"] if e["type"] == "connect")
+
+
+# -- Server-Sent Events (GET /webcast/rooms/{unique_id}/events) -------------------------------
+
+
+def sse_url(gw_url: str, unique_id: str, **query: str) -> str:
+    tail = f"?{urlencode(query)}" if query else ""
+    return f"{gw_url}/webcast/rooms/{unique_id}/events{tail}"
+
+
+class SseReader:
+    """Reads a `text/event-stream` answer event by event: each as {event, id, data, comment}
+    (`data` decoded from JSON; `comment` for a block of comment lines only)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        self.response = response
+        self.lines = response.iter_lines()
+
+    def next(self) -> dict[str, Any]:
+        block: dict[str, Any] = {"event": "message", "id": None, "data": None, "comment": None}
+        data: list[str] = []
+        for line in self.lines:
+            if line == "":
+                if data:
+                    block["data"] = json.loads("\n".join(data))
+                    return block
+                if block["comment"] is not None:
+                    return block
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "":
+                block["comment"] = value
+            elif field == "data":
+                data.append(value)
+            elif field in ("event", "id"):
+                block[field] = value
+        raise AssertionError("the stream ended")
+
+    def events(self, want: int, timeout: float = 15) -> list[dict[str, Any]]:
+        """The next `want` events that carry an id (keep-alive comments skipped)."""
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < want:
+            assert time.monotonic() < deadline, f"only {len(got)} events came: {got}"
+            block = self.next()
+            if block["comment"] is None:
+                assert block["event"] == "message" and block["id"], block
+                got.append(block)
+        return got
+
+    def until_error(self, timeout: float = 15) -> dict[str, Any]:
+        """The closing `event: error`'s data, skipping what comes first; the stream ends."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            block = self.next()
+            if block["event"] == "error":
+                data: dict[str, Any] = block["data"]
+                assert list(self.lines) == []
+                return data
+        raise AssertionError(f"no error event within {timeout} s")
+
+
+def open_sse(
+    client: httpx.Client,
+    gw_url: str,
+    unique_id: str,
+    headers: dict[str, str] | None = None,
+    **query: str,
+) -> contextlib.AbstractContextManager[httpx.Response]:
+    return client.stream("GET", sse_url(gw_url, unique_id, **query), headers=headers)

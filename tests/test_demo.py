@@ -25,6 +25,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page
 
+from livegate.apikeys import create_api_key
 from livegate.db.engine import Database
 from livegate.demo.sample_app import REVOKED, SampleConfig, create_sample_app
 from livegate.oauth.clients import create_client
@@ -50,6 +51,7 @@ def sample_cfg(gateway: ServerThread, database: Database) -> SampleConfig:
         new = create_client(
             s, name="Sample LIVE app", redirect_uris=[f"{url}/callback"], scope=SCOPE
         )
+        api_key, _ = create_api_key(s, name="Sample LIVE app", client_pk=new.row.id)
     assert new.client_secret
     return SampleConfig(
         gateway_url=gateway.url,
@@ -59,6 +61,7 @@ def sample_cfg(gateway: ServerThread, database: Database) -> SampleConfig:
         client_secret=new.client_secret,
         scope=SCOPE,
         room_unique_id="demo_streamer",
+        api_key=api_key,
     )
 
 
@@ -122,6 +125,31 @@ def test_sample_app_shows_refusal(
     assert "Authorization failed: access_denied" in user.get("/").text
 
 
+def chat_stream(user: httpx.Client, gateway_url: str) -> str:
+    """The event stream URL the app hands its page: livegate's, with a browser token only."""
+    r = user.get("/chat/token")
+    assert r.status_code == 200, r.text
+    url: str = r.json()["url"]
+    assert url.startswith(f"{gateway_url}/webcast/rooms/demo_streamer/events?jwtKey=")
+    assert "lg_at_" not in r.text and "lg_ak_" not in r.text  # no access token, no API key
+    return url
+
+
+def chats_until(lines: Iterator[str], want: str, seen: list[str]) -> None:
+    """Reads the stream's events until a chat message says `want`."""
+    deadline = time.monotonic() + 30
+    for line in lines:
+        assert time.monotonic() < deadline, f"no {want!r} after 30 s; saw {seen}"
+        if line.startswith("data: "):
+            event = json.loads(line.removeprefix("data: "))
+            assert event.get("type") and "code" not in event, event
+            if event["type"] == "WebcastChatMessage":
+                seen.append(event["data"]["content"])
+                if want in seen:
+                    return
+    raise AssertionError(f"the stream ended before {want!r}; saw {seen}")
+
+
 def test_sample_app_streams_live_chat_through_livegate(
     sample: ServerThread, gateway: ServerThread, sim: ServerThread
 ) -> None:
@@ -131,28 +159,59 @@ def test_sample_app_streams_live_chat_through_livegate(
         f"{sim.url}/_sim/rooms/{room['room_id']}/comments",
         json={"unique_id": "alice", "text": "before connect"},
     )
+    url = chat_stream(user, gateway.url)
     seen: list[str] = []
-    with user.stream("GET", "/chat/stream", timeout=20) as stream:
+    # As the page's EventSource opens it: another origin, no cookie, no header.
+    with httpx.stream("GET", url, headers={"Origin": sample.url}, timeout=20) as stream:
         assert stream.status_code == 200
-        event = None
-        deadline = time.monotonic() + 30
-        for line in stream.iter_lines():
-            assert time.monotonic() < deadline, f"no chat after 30 s; saw {seen}"
-            if line.startswith("event: "):
-                event = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                data = json.loads(line.removeprefix("data: "))
-                assert event != "error", data
-                if event == "status":
-                    httpx.post(
-                        f"{sim.url}/_sim/rooms/{room['room_id']}/comments",
-                        json={"unique_id": "bob", "text": "after connect"},
-                    )
-                if event == "comment":
-                    seen.append(data["text"])
-                    if "after connect" in seen:
-                        break
-    assert "before connect" in seen and "after connect" in seen
+        assert stream.headers["access-control-allow-origin"] == "*"
+        lines = stream.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+        assert json.loads(first.removeprefix("data: "))["type"] == "roomInfo"
+        chats_until(lines, "before connect", seen)
+        httpx.post(
+            f"{sim.url}/_sim/rooms/{room['room_id']}/comments",
+            json={"unique_id": "bob", "text": "after connect"},
+        )
+        chats_until(lines, "after connect", seen)
+    assert seen.index("before connect") < seen.index("after connect")
+
+
+@pytest.mark.browser
+async def test_the_page_reads_livegates_stream_itself_and_says_when_the_live_ends(
+    sample: ServerThread, gateway: ServerThread, sim: ServerThread, chromium: Browser
+) -> None:
+    room = httpx.post(f"{sim.url}/_sim/rooms", json={"unique_id": "demo_streamer"}).json()
+    user = connect(sample, gateway, sim, "pagewatcher")
+    context = await chromium.new_context(viewport=DESKTOP)
+    console = Console()
+    console.watch(context)
+    opened: list[str] = []
+    context.on("request", lambda r: opened.append(r.url) if "/events?" in r.url else None)
+    cookie = user.cookies["sample_sid"]
+    await context.add_cookies([{"name": "sample_sid", "value": cookie, "url": sample.url}])
+    try:
+        page = await context.new_page()
+        await page.goto(sample.url)
+        status = page.locator("#chat-status")
+        await expect(status).to_have_text("connected to @demo_streamer")
+        httpx.post(
+            f"{sim.url}/_sim/rooms/{room['room_id']}/comments",
+            json={"unique_id": "carol", "text": "read by the page"},
+        )
+        await expect(page.locator("#chat li").last).to_have_text("carolread by the page")
+        # The page opened livegate's stream (another origin) with a browser token only.
+        assert opened, "no event stream was opened"
+        for url in opened:
+            assert url.startswith(f"{gateway.url}/webcast/rooms/demo_streamer/events?jwtKey=")
+            assert "lg_at_" not in url and "lg_ak_" not in url
+        httpx.delete(f"{sim.url}/_sim/rooms/{room['room_id']}").raise_for_status()
+        await expect(status).to_have_text("The LIVE of @demo_streamer ended.")
+        await page.reload()
+        await expect(status).to_have_text("@demo_streamer is not LIVE right now.")
+    finally:
+        await context.close()
+    assert console.messages == []
 
 
 def test_sample_app_pages_are_never_cached(sample: ServerThread) -> None:
@@ -177,9 +236,9 @@ def test_sample_app_says_when_access_was_revoked(
         auth=(sample_cfg.client_id, sample_cfg.client_secret),
     )
     assert r.status_code == 200
-    with user.stream("GET", "/chat/stream", timeout=20) as stream:
-        body = stream.read().decode()
-    assert body == f"event: revoked\ndata: {json.dumps({'message': REVOKED})}\n\n"
+    r = user.get("/chat/token")
+    assert r.status_code == 401
+    assert r.json() == {"error": "revoked", "message": REVOKED}
     page = user.get("/").text
     assert REVOKED in page and 'href="/login"' in page
     assert "Connected" not in page and "{" not in page
@@ -320,14 +379,11 @@ def demo_room(demo: Demo) -> dict[str, Any]:
 
 
 def read_until_connected(lines: Iterator[str]) -> None:
-    event = None
     for line in lines:
-        if line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            assert event in ("status", "comment"), line
-            if event == "status":
-                return
+        if line.startswith("data: "):
+            event = json.loads(line.removeprefix("data: "))
+            assert event.get("type") == "roomInfo", line
+            return
     raise AssertionError("the chat stream ended before it connected")
 
 
@@ -580,15 +636,19 @@ def test_closing_a_chat_and_ctrl_c_print_no_traceback(demo: Demo) -> None:
         r = httpx.get(f"{demo.sim}/_sim/rooms/{room_id}", timeout=10)
         return int(r.json()["ws_connections"])
 
-    # A chat tab closes: its TikTokLive connection goes away, quietly.
-    with user.stream("GET", "/chat/stream", timeout=30) as stream:
+    # A chat tab closes: livegate's connection to the room goes away, quietly (once the
+    # stream's resume window, LIVEGATE_EVENTS_RESUME_LINGER, has passed).
+    url = user.get("/chat/token").json()["url"]
+    with httpx.stream("GET", url, timeout=30) as stream:
         lines = stream.iter_lines()  # kept: dropping the iterator closes the connection
         read_until_connected(lines)
         wait_for(lambda: viewers() >= 1, timeout=20, what="the chat's connection to the room")
-    wait_for(lambda: viewers() == 0, timeout=20, what="the closed chat's connection to end")
+    wait_for(lambda: viewers() == 0, timeout=45, what="the closed chat's connection to end")
 
-    # Ctrl-C while a chat is open: the stream ends and the demo stops, quietly.
-    with user.stream("GET", "/chat/stream", timeout=30) as stream:
+    # Ctrl-C while a chat is open: the stream ends (no error: a client would reconnect) and
+    # the demo stops, quietly.
+    url = user.get("/chat/token").json()["url"]
+    with httpx.stream("GET", url, timeout=30) as stream:
         lines = stream.iter_lines()
         read_until_connected(lines)
         demo.interrupt()

@@ -25,6 +25,8 @@ MOUNTS = {"/static"}
 # its own GET operation (which answers 426 without an upgrade).
 WEBSOCKETS = {"/webcast/ws/{ticket}/", "/webcast/events"}
 ERROR_MODELS = {"WebcastError", "InvalidToken", "Forbidden", "RateLimited"}
+SSE = "/webcast/rooms/{unique_id}/events"
+CREDENTIALS = {"accessToken", "xOAuthToken", "apiKey", "apiKeyQuery"}
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +99,14 @@ def test_every_webcast_operation_names_its_credentials_scope_and_errors(
     assert schemes["accessToken"]["type"] == "oauth2"
     scopes = schemes["accessToken"]["flows"]["authorizationCode"]["scopes"]
     webcast = webcast_operations(document)
-    assert len(webcast) == 14
+    assert len(webcast) == 15
     for method, path, op in webcast:
         where = f"{method} {path}"
         needed = op["x-scopes"]
         assert set(needed) <= scopes.keys(), where
         alternatives = {name for requirement in op["security"] for name in requirement}
-        assert alternatives == {"accessToken", "xOAuthToken", "apiKey", "apiKeyQuery"}, where
+        # The SSE stream also takes a browser token in the query (EventSource sends no header).
+        assert alternatives == CREDENTIALS | ({"jwtKey"} if path == SSE else set()), where
         for requirement in op["security"]:
             assert list(requirement.values()) == [needed], where
         responses = op["responses"]
@@ -120,7 +123,8 @@ def test_every_webcast_operation_names_its_credentials_scope_and_errors(
         # token's scope for the streams it opens later, and calls nothing).
         if needed and path != "/webcast/jwt":
             assert {"404", "502", "504"} <= responses.keys(), where
-        assert "x-cookie-header" in {p["name"] for p in op.get("parameters", [])}, where
+        if path != SSE:  # the stream signs with the credential's own session or none
+            assert "x-cookie-header" in {p["name"] for p in op.get("parameters", [])}, where
 
 
 def test_the_documented_scope_is_the_one_each_route_enforces(document: dict[str, Any]) -> None:
@@ -158,6 +162,30 @@ def test_the_fetch_routes_document_their_protobuf_body_and_the_relay(
     assert "4401" in fetch["description"]
     params = {p["name"] for p in fetch["parameters"]}
     assert {"room_id", "unique_id", "cursor", "client_enter", "session_id"} <= params
+
+
+def test_the_event_stream_documents_its_media_type_resumption_and_errors(
+    document: dict[str, Any],
+) -> None:
+    op = document["paths"][SSE]["get"]
+    assert set(document["paths"][SSE]) == {"get"}
+    ok = op["responses"]["200"]
+    assert set(ok["content"]) == {"text/event-stream"}
+    assert "Access-Control-Allow-Origin" in ok["headers"]
+    for status in ("400", "401", "403", "404", "429", "502"):
+        schema = op["responses"][status]["content"]["application/json"]["schema"]
+        assert schema["$ref"].rsplit("/", 1)[1] in ERROR_MODELS, status
+    params = {(p["in"], p["name"]) for p in op["parameters"]}
+    assert {("path", "unique_id"), ("query", "lastEventId"), ("header", "Last-Event-ID")} <= params
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["jwtKey"] == {
+        "type": "apiKey",
+        "in": "query",
+        "name": "jwtKey",
+        "description": schemes["jwtKey"]["description"],
+    }
+    for words in ("Last-Event-ID", "event: gap", "event: error", "keepalive", "4401"):
+        assert words in op["description"], words
 
 
 def test_every_reference_in_the_document_resolves(document: dict[str, Any]) -> None:

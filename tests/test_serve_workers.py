@@ -345,7 +345,8 @@ def test_sigterm_drains_requests_in_flight_and_closes_relays_with_1012(
     env["LIVEGATE_METRICS_PORT"] = str(free_port())
     with serving(tmp_path, 1, env, port) as served:
         user = new_user(served.url, sim.url, database, uname("term"))
-        room_id = new_room(sim.url, uname("terms"))
+        streamer = uname("terms")
+        room_id = new_room(sim.url, streamer)
         ws = open_relay(served.url, user.access_token, room_id)
         relays_a_comment(ws, sim.url, room_id)
         assert served.metrics_url is not None
@@ -364,17 +365,31 @@ def test_sigterm_drains_requests_in_flight_and_closes_relays_with_1012(
                 )
             )
 
-        with fault(sim.url, route="im/fetch", delay_ms=2500, count=1):
-            in_flight = threading.Thread(target=slow_fetch)
-            in_flight.start()
-            # The simulator took the fault: the fetch is waiting on TikTok.
-            wait_for(lambda: not sim_state.faults, timeout=10, what="the fetch in flight")
-            served.proc.send_signal(signal.SIGTERM)
-            code, _reason = closed_within(ws, 10)
-            in_flight.join(timeout=20)
+        # An event stream (SSE) is open too: it streams until the client leaves.
+        with httpx.stream(
+            "GET",
+            f"{served.url}/webcast/rooms/{streamer}/events",
+            headers={"Authorization": f"Bearer {user.access_token}"},
+            timeout=30,
+        ) as stream:
+            lines = stream.iter_lines()
+            assert json.loads(next(lines).removeprefix("data: "))["type"] == "roomInfo"
+            with fault(sim.url, route="im/fetch", delay_ms=2500, count=1):
+                in_flight = threading.Thread(target=slow_fetch)
+                in_flight.start()
+                # The simulator took the fault: the fetch is waiting on TikTok.
+                wait_for(lambda: not sim_state.faults, timeout=10, what="the fetch in flight")
+                served.proc.send_signal(signal.SIGTERM)
+                code, _reason = closed_within(ws, 10)
+                in_flight.join(timeout=20)
+            # The event stream's connection is closed, not waited for: its client reconnects
+            # elsewhere with Last-Event-ID.
+            with pytest.raises(httpx.RemoteProtocolError):
+                list(lines)
         assert code == 1012  # service restart: the client reconnects elsewhere
         assert [a.status_code for a in answers] == [200]
         # uvicorn, once drained, ends by the signal it caught, as the default handler would.
         assert served.proc.wait(timeout=60) in (0, -signal.SIGTERM)
         events = [line["event"] for line in served.lines()]
         assert "Application shutdown complete." in events
+        assert not [e for e in events if "timeout graceful shutdown exceeded" in e], events

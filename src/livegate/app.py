@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # router tries routes in order, and the fetch route is the one every LIVE poll takes.
     webcast_routes.install(app)
     app.include_router(events_routes.router)
+    app.include_router(events_routes.stream_router)
     app.include_router(oauth_routes.router)
     app.include_router(login_routes.router)
     # The dashboard and /account; also sets logins.on_account_login.

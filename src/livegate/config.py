@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     # Event streams (GET /webcast/events) open at once per API key and per grant (4429 past).
     events_max_streams_per_key: int = 200
     events_max_streams_per_grant: int = 20
+    # The Server-Sent Events stream's resume buffer (Last-Event-ID), per room and credential:
+    # at most this many events, none older than this many seconds (in Redis when configured).
+    events_resume_max_events: int = 1000
+    events_resume_max_age: float = 600.0
+    # Seconds a room's SSE feed keeps recording after its last subscriber left, so that a
+    # reconnect finds what came in between.
+    events_resume_linger: float = 15.0
+    # Seconds between the SSE stream's keep-alive comments.
+    events_sse_keepalive: float = 15.0
     # Comma-separated IPs or CIDRs of the reverse proxies whose X-Forwarded-For and
     # X-Forwarded-Proto are believed. Empty: no forwarded header is believed.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

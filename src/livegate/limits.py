@@ -30,6 +30,9 @@ OAUTH_MAX_BODY = 64 * 1024
 OAUTH_PREFIX = "/tiktok/oauth/"
 # The server closes the connection after these answers: the rest of the request is unread.
 _CLOSE = {"Connection": "close"}
+# Set in a request's scope by a route whose answer streams until the client leaves (the SSE
+# event stream): `livegate serve` closes such a connection when it shuts down.
+ENDLESS = "livegate.endless"
 
 
 class BodyTooLarge(HTTPException):
@@ -166,6 +169,17 @@ def head_limited_protocol(max_head: int) -> type[asyncio.Protocol]:
         def on_headers_complete(self) -> None:
             self._in_head = False
             super().on_headers_complete()
+
+        def shutdown(self) -> None:
+            # A graceful shutdown waits for the answers in progress to finish; an endless one
+            # (the event stream) never would, and would hold the drain to its timeout. Its
+            # connection is closed instead: the app sees the client go, and the client
+            # reconnects elsewhere (with Last-Event-ID).
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete and cycle.scope.get(ENDLESS):
+                self.transport.close()
+                return
+            super().shutdown()
 
         def _refuse_head(self) -> None:
             message = f"The request head is larger than {max_head} bytes."

@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import select
 
+from livegate.apikeys import create_api_key
 from livegate.app import create_app
 from livegate.config import Settings
 from livegate.dashboard.passwords import hash_password
@@ -28,23 +30,16 @@ from livegate.db.engine import Database
 from livegate.db.migrate import upgrade
 from livegate.db.models import Developer
 from livegate.demo import DEMO_DIR, cli_invocation
-from livegate.demo.sample_app import SampleConfig, close_streams, create_sample_app
+from livegate.demo.sample_app import SampleConfig, create_sample_app
 from livegate.logs import setup_logging, uvicorn_log_config
 from livegate.oauth import clients
+from livegate.simulator.activity import LINES
 from livegate.simulator.app import create_simulator_app
 
 log = logging.getLogger("livegate.demo")
 
 STREAMER = "demo_streamer"
 VIEWERS = ["alice", "bob", "carol"]
-LINES = [
-    "hello from the simulator!",
-    "this stream is great",
-    "who else is watching?",
-    "livegate works!",
-    "greetings from the chat",
-    "can you say hi to me?",
-]
 SCOPE = "webcast:fetch webcast:bulk_live_check webcast:chat user:info"
 DEVELOPER_EMAIL = "demo@livegate.test"
 # How long open connections (a chat stream, a WebSocket relay) may hold up Ctrl-C.
@@ -77,31 +72,45 @@ def demo_developer(database: Database, settings: Settings) -> DemoDeveloper:
     return developer
 
 
+@dataclass(frozen=True)
+class SampleClient:
+    client_id: str
+    client_secret: str
+    api_key: str  # the app's API key: its server mints the page's stream tokens with it
+
+
 def sample_client(
     database: Database, redirect_uri: str, settings: Settings, owner_id: int
-) -> tuple[str, str]:
-    """The sample app's registration, created once and kept in the demo's data directory."""
+) -> SampleClient:
+    """The sample app's registration and API key, created once and kept in the demo's data
+    directory."""
     path = settings.data_dir / "sample-client.json"
+    saved: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     with database.session() as session:
-        if path.exists():
-            saved = json.loads(path.read_text())
-            row = clients.get_client(session, saved["client_id"])
-            if row is not None and row.redirect_uris == [redirect_uri]:
-                row.owner_id = row.owner_id or owner_id
-                return saved["client_id"], saved["client_secret"]
-        new = clients.create_client(
-            session,
-            name="Sample LIVE app",
-            description="The demo's example third-party app.",
-            redirect_uris=[redirect_uri],
-            scope=SCOPE,
-            owner_id=owner_id,
-        )
-        assert new.client_secret is not None  # noqa: S101  # narrows the type: a confidential client
-        data = {"client_id": new.row.client_id, "client_secret": new.client_secret}
-    path.write_text(json.dumps(data))
-    path.chmod(0o600)
-    return data["client_id"], data["client_secret"]
+        row = clients.get_client(session, saved["client_id"]) if saved else None
+        if row is not None and row.redirect_uris == [redirect_uri]:
+            row.owner_id = row.owner_id or owner_id
+            data = dict(saved)
+        else:
+            new = clients.create_client(
+                session,
+                name="Sample LIVE app",
+                description="The demo's example third-party app.",
+                redirect_uris=[redirect_uri],
+                scope=SCOPE,
+                owner_id=owner_id,
+            )
+            assert new.client_secret is not None  # noqa: S101  # narrows the type: a confidential client
+            row = new.row
+            data = {"client_id": row.client_id, "client_secret": new.client_secret}
+        if "api_key" not in data:
+            data["api_key"], _ = create_api_key(
+                session, name="Sample LIVE app", client_pk=row.id, owner_id=owner_id
+            )
+    if data != saved:
+        path.write_text(json.dumps(data))
+        path.chmod(0o600)
+    return SampleClient(data["client_id"], data["client_secret"], data["api_key"])
 
 
 async def seed_simulator(sim_url: str) -> None:
@@ -192,7 +201,7 @@ def banner(gw_url: str, sim_url: str, app_url: str, developer: DemoDeveloper) ->
 async def run_servers(
     servers: list[_Server],
     sockets: list[socket.socket],
-    sample: SampleConfig,
+    gateway: FastAPI,
     sim_url: str,
     on_started: Callable[[], None],
 ) -> bool:
@@ -205,7 +214,8 @@ async def run_servers(
             for s in servers:
                 s.force_exit = True
             return
-        close_streams(sample)
+        # Open event streams (the sample page's chat) end now: uvicorn would wait for them.
+        gateway.state.webcast.sse.drain()
         for s in servers:
             s.should_exit = True
 
@@ -261,20 +271,20 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000) -> None:
     upgrade(settings.db_url)
     database = Database(settings.db_url)
     developer = demo_developer(database, settings)
-    client_id, client_secret = sample_client(
-        database, f"{app_url}/callback", settings, developer.id
-    )
+    registered = sample_client(database, f"{app_url}/callback", settings, developer.id)
     sample = SampleConfig(
         gateway_url=gw_url,
         gateway_api_url=gw_url,
         public_url=app_url,
-        client_id=client_id,
-        client_secret=client_secret,
+        client_id=registered.client_id,
+        client_secret=registered.client_secret,
         scope=SCOPE,
         room_unique_id=STREAMER,
+        api_key=registered.api_key,
     )
+    gateway = create_app(settings, database)
     servers = [
-        _server(create_app(settings, database)),
+        _server(gateway),
         _server(create_simulator_app()),
         _server(create_sample_app(sample)),
     ]
@@ -282,6 +292,6 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000) -> None:
     def started() -> None:
         print(banner(gw_url, sim_url, app_url, developer), flush=True)
 
-    if not asyncio.run(run_servers(servers, sockets, sample, sim_url, started)):
+    if not asyncio.run(run_servers(servers, sockets, gateway, sim_url, started)):
         raise SystemExit(1)
     print("livegate demo stopped.", flush=True)

@@ -1,23 +1,24 @@
 """A small third-party app, as a developer would write one against livegate.
 
 It sends the user to livegate's authorize endpoint (PKCE + state), exchanges the code with
-Authlib's httpx client, shows the granted scopes and the user's profile, and streams a LIVE
-room's chat through livegate with the unmodified TikTokLive library.
+Authlib's httpx client, shows the granted scopes and the user's profile, and shows a LIVE
+room's chat with no TikTok library at all: its server mints a browser token
+(`POST /webcast/jwt`, with its API key and the user's access token, which stay on the server),
+and the page opens livegate's event stream (`GET /webcast/rooms/{id}/events?jwtKey=...`,
+Server-Sent Events) itself (static/sample.js).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
-import anyio
 import httpx
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
@@ -29,7 +30,7 @@ with warnings.catch_warnings():
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from livegate.oauth.scopes import CATALOGUE
 
@@ -37,6 +38,7 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 COOKIE = "sample_sid"
 REVOKED = "Access was revoked — connect again."
+UNREACHABLE = "livegate cannot be reached right now."
 
 
 @dataclass
@@ -58,19 +60,12 @@ class SampleConfig:
     client_secret: str
     scope: str
     room_unique_id: str
+    api_key: str  # the app's API key: mints the browser's stream tokens
     sessions: dict[str, UserSession] = field(default_factory=dict)
-    # One queue per open chat stream; None in it ends the stream (close_streams).
-    streams: set[asyncio.Queue[bytes | None]] = field(default_factory=set)
 
     @property
     def redirect_uri(self) -> str:
         return f"{self.public_url}/callback"
-
-
-def close_streams(cfg: SampleConfig) -> None:
-    """End every open chat stream, so that the server can stop without waiting on them."""
-    for queue in list(cfg.streams):
-        queue.put_nowait(None)
 
 
 def _oauth(cfg: SampleConfig, **kwargs: Any) -> AsyncOAuth2Client:
@@ -241,25 +236,66 @@ def create_sample_app(cfg: SampleConfig) -> FastAPI:
         cfg.sessions.pop(sid, None)
         return RedirectResponse("/", status_code=303)
 
-    @app.get("/chat/stream")
-    async def chat_stream(request: Request) -> Response:
+    @app.get("/chat/token")
+    async def chat_token(request: Request) -> Response:
+        """Where the page opens the room's events: livegate's stream with a browser token,
+        minted here with the app's API key and the user's access token, which never reach
+        the browser."""
         _, sess = session_of(request)
+        await _check_access(cfg, sess)
         if not sess.token:
-            return Response("not connected", status_code=401)
-        token = sess.token["access_token"]
-        return StreamingResponse(_chat_events(cfg, token), media_type="text/event-stream")
+            return JSONResponse({"error": "revoked", "message": REVOKED}, status_code=401)
+        return await _browser_stream(cfg, sess.token["access_token"])
 
     return app
 
 
-def _sse(kind: str, data: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+async def _browser_stream(cfg: SampleConfig, access_token: str) -> JSONResponse:
+    """`{url}` of the room's event stream for the browser; or why not, in words: 401
+    `{error: "revoked", message}` (the page goes home, which says so), else 200
+    `{error, message}` (not live, say: an answer, not a failure of this call)."""
+    room = cfg.room_unique_id
+    try:
+        async with httpx.AsyncClient(base_url=cfg.gateway_api_url, timeout=10) as http:
+            r = await http.get(
+                "/webcast/room_id",
+                params={"unique_id": room},
+                headers={"Authorization": f"Bearer {access_token}"},
+            )
+            if not _is_live(r):
+                return _lookup_failed(cfg, r)
+            minted = await http.post(
+                "/webcast/jwt",
+                json={"creators": [room], "max_sockets": 2, "expires_in": 60},
+                headers={"Authorization": f"Bearer {access_token}", "X-Api-Key": cfg.api_key},
+            )
+    except httpx.HTTPError:
+        return _why_not("unreachable", UNREACHABLE)
+    if minted.status_code == 401:
+        return JSONResponse({"error": "revoked", "message": REVOKED}, status_code=401)
+    if minted.status_code != 200:
+        return _why_not("refused", f"livegate refused the stream (HTTP {minted.status_code}).")
+    query = urlencode({"jwtKey": minted.json()["token"]})
+    url = f"{cfg.gateway_url}/webcast/rooms/{quote(room)}/events?{query}"
+    return JSONResponse({"url": url, "room": room})
 
 
-def _lookup_failed(cfg: SampleConfig, r: httpx.Response) -> bytes:
+def _why_not(error: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message})
+
+
+def _is_live(r: httpx.Response) -> bool:
+    if r.status_code != 200:
+        return False
+    body = r.json()
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    return bool(body.get("room_id") or data.get("room_id")) and body.get("is_live") is not False
+
+
+def _lookup_failed(cfg: SampleConfig, r: httpx.Response) -> JSONResponse:
     """A failed room lookup in words, never livegate's raw answer."""
     if r.status_code == 401:
-        return _sse("revoked", {"message": REVOKED})
+        return JSONResponse({"error": "revoked", "message": REVOKED}, status_code=401)
     try:
         body = r.json()
     except ValueError:
@@ -268,107 +304,9 @@ def _lookup_failed(cfg: SampleConfig, r: httpx.Response) -> bytes:
         body = {}
     if body.get("error") == "user_offline" or body.get("is_live") is False:
         message = f"@{cfg.room_unique_id} is not LIVE right now."
-    elif body.get("message"):
+        return _why_not("offline", message)
+    if body.get("message"):
         message = f"Could not find the LIVE room: {body['message']}"
     else:
         message = f"Could not find the LIVE room (HTTP {r.status_code})."
-    return _sse("error", {"message": message})
-
-
-async def _chat_events(cfg: SampleConfig, token: str) -> AsyncIterator[bytes]:
-    """Watch the room with TikTokLive, signed through livegate with the user's token."""
-    from TikTokLive import TikTokLiveClient
-    from TikTokLive.client.web.web_settings import WebDefaults
-    from TikTokLive.events import CommentEvent, ConnectEvent
-
-    async with httpx.AsyncClient(timeout=10) as http:
-        r = await http.get(
-            f"{cfg.gateway_api_url}/webcast/room_id",
-            params={"unique_id": cfg.room_unique_id},
-            headers={"x-oauth-token": token},
-        )
-    body = r.json() if r.status_code == 200 else {}
-    room_id = str(body.get("room_id") or body.get("data", {}).get("room_id") or "")
-    if not room_id:
-        yield _lookup_failed(cfg, r)
-        return
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    WebDefaults.tiktok_sign_url = cfg.gateway_api_url
-    client = TikTokLiveClient(unique_id=cfg.room_unique_id)
-    signer = client.web.signer
-    signer._sdk_client = signer.sdk_client.with_headers({"x-oauth-token": token})
-
-    @client.on(ConnectEvent)
-    async def on_connect(event: ConnectEvent) -> None:
-        await queue.put(_sse("status", {"message": f"connected to @{cfg.room_unique_id}"}))
-
-    @client.on(CommentEvent)
-    async def on_comment(event: CommentEvent) -> None:
-        await queue.put(
-            _sse(
-                "comment",
-                {"user": event.user.nickname or event.user.unique_id, "text": event.comment},
-            )
-        )
-
-    try:
-        watching = await client.start(room_id=int(room_id), fetch_live_check=False)
-    except Exception as exc:
-        yield _sse("error", {"message": f"Could not connect: {type(exc).__name__}"})
-        await client.web.close()
-        return
-    cfg.streams.add(queue)
-    try:
-        async for chunk in _relay(queue, watching):
-            yield chunk
-        if watching.done():
-            yield await _watch_ended(cfg, token, watching)
-    finally:
-        cfg.streams.discard(queue)
-        # Starlette cancels this generator when the browser goes away. TikTokLive must still
-        # be stopped, and its task's outcome read, or asyncio reports "Task exception was
-        # never retrieved" with a traceback when the task is collected.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            await client.disconnect()
-            # Not disconnect(close_client=True): TikTokLive's close() runs the event loop,
-            # which fails inside a running one.
-            await client.web.close()
-
-
-async def _relay(
-    queue: asyncio.Queue[bytes | None], watching: asyncio.Task[Any]
-) -> AsyncIterator[bytes]:
-    """The queue's events until the app closes the stream or TikTokLive stops watching, with
-    a keep-alive comment when nothing happens for a while."""
-    getter: asyncio.Task[bytes | None] | None = None
-    try:
-        while True:
-            getter = getter or asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait(
-                {getter, watching}, timeout=15, return_when=asyncio.FIRST_COMPLETED
-            )
-            if getter in done:
-                item, getter = getter.result(), None
-                if item is None:
-                    return
-                yield item
-            elif watching in done:
-                return
-            else:
-                yield b": keep-alive\n\n"
-    finally:
-        if getter is not None:
-            getter.cancel()
-
-
-async def _watch_ended(cfg: SampleConfig, token: str, watching: asyncio.Task[Any]) -> bytes:
-    """Why TikTokLive stopped: the user's access was revoked, or the LIVE ended."""
-    if not watching.cancelled():
-        watching.exception()  # read, so that asyncio does not report it
-    try:
-        info = await _userinfo(cfg, token)
-    except httpx.HTTPError:
-        info = None
-    if info is not None and info.status_code == 401:
-        return _sse("revoked", {"message": REVOKED})
-    return _sse("error", {"message": f"The LIVE of @{cfg.room_unique_id} ended."})
+    return _why_not("not_found", message)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,26 @@ def decode(message: BaseProtoMessage) -> dict[str, Any] | None:
     return {"type": message.method, "data": data}
 
 
+# Events decoded lately in this process, by (method, payload): every upstream of a room (one per
+# credential: with users' tokens, one per user) brings the same messages within moments of each
+# other, and decoding with the proto classes is the costliest step of a JSON stream
+# (docs/benchmarks.md, "Managed event stream").
+DECODED_KEPT = 512
+_decoded: OrderedDict[tuple[str, bytes], dict[str, Any] | None] = OrderedDict()
+
+
+def decode_once(message: BaseProtoMessage) -> dict[str, Any] | None:
+    """`decode(message)`, shared with every other batch of this process that carries the same
+    message (same method and bytes); the result is shared, so it is never changed."""
+    key = (message.method, message.payload)
+    if key in _decoded:
+        return _decoded[key]
+    event = _decoded[key] = decode(message)
+    if len(_decoded) > DECODED_KEPT:
+        _decoded.popitem(last=False)
+    return event
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -52,6 +73,9 @@ class EventBatch:
     messages: list[BaseProtoMessage]
     cursor: str
     internal_ext: str
+    # TikTok's own encoding of a fetch result holding exactly these messages, when there is one
+    # (a push frame's): the binary frame carries it instead of encoding them again.
+    result: bytes | None = None
     at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     _frame: bytes | None = field(default=None, repr=False)
     _events: list[dict[str, Any]] | None = field(default=None, repr=False)
@@ -60,27 +84,31 @@ class EventBatch:
     def push_frame(self) -> bytes:
         """A `msg` push frame carrying these messages, uncompressed."""
         if self._frame is None:
-            result = ProtoMessageFetchResult(
-                messages=self.messages,
-                cursor=self.cursor,
-                internal_ext=self.internal_ext,
-                now=self.at_ms,
-                fetch_interval=1000,
-            )
+            result = self.result
+            if result is None:
+                result = bytes(
+                    ProtoMessageFetchResult(
+                        messages=self.messages,
+                        cursor=self.cursor,
+                        internal_ext=self.internal_ext,
+                        now=self.at_ms,
+                        fetch_interval=1000,
+                    )
+                )
             self._frame = bytes(
                 WebcastPushFrame(
                     seq_id=self.seq,
                     log_id=secrets.randbits(62),
                     payload_encoding="pb",
                     payload_type="msg",
-                    payload=bytes(result),
+                    payload=result,
                 )
             )
         return self._frame
 
     def events(self) -> list[dict[str, Any]]:
         if self._events is None:
-            self._events = [e for m in self.messages if (e := decode(m)) is not None]
+            self._events = [e for m in self.messages if (e := decode_once(m)) is not None]
         return self._events
 
     def texts(self, bundle: bool) -> list[str]:

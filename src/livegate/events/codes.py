@@ -39,12 +39,15 @@ MAX_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
 
 
 class Closing(Exception):
-    """End a subscriber's stream with `code`; `detail` says why, in the close reason."""
+    """End a subscriber's stream with `code`; `detail` says why, in the close reason.
+    `refusal` is the HTTP refusal it stands for, when it began as one (a credential, a rate
+    limit): the Server-Sent Events stream answers that before it starts."""
 
-    def __init__(self, code: CloseCode, detail: str = "") -> None:
+    def __init__(self, code: CloseCode, detail: str = "", refusal: Exception | None = None) -> None:
         super().__init__(detail or MESSAGES[code])
         self.code = code
         self.detail = detail
+        self.refusal = refusal
 
     @property
     def reason(self) -> str:

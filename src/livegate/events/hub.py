@@ -15,17 +15,16 @@ has its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
 from typing import Any
 
 from TikTokLive.proto import BaseProtoMessage
 
 from livegate.events.batch import EventBatch
 from livegate.events.codes import CloseCode, Closing
+from livegate.events.shared import Inbox, cancel_all, join_when_ready
 from livegate.tiktok.errors import (
     AgeRestricted,
     PrivateRoom,
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 
 QUEUE_BATCHES = 256  # deliveries a subscriber may have waiting before it is ended
 RECENT = 50  # messages a late subscriber is replayed
-Item = EventBatch | Closing
 
 
 def closing_for(exc: UpstreamError, stage: str) -> Closing:
@@ -63,32 +61,14 @@ def closing_for(exc: UpstreamError, stage: str) -> Closing:
     return Closing(code, exc.code)
 
 
-@dataclass(eq=False)
-class Subscription:
-    upstream: Upstream
-    queue: asyncio.Queue[Item] = field(default_factory=lambda: asyncio.Queue(QUEUE_BATCHES))
-    ended: bool = False
+class Subscription(Inbox[EventBatch]):
+    def __init__(self, upstream: Upstream) -> None:
+        super().__init__(QUEUE_BATCHES)
+        self.upstream = upstream
 
     @property
     def room_info(self) -> dict[str, Any]:
         return self.upstream.room_info
-
-    def offer(self, item: Item) -> None:
-        if self.ended:
-            return
-        if isinstance(item, Closing):
-            self.ended = True
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.ended = True  # fallen behind: what is queued goes, the end comes next
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            detail = "the subscriber fell behind"
-            self.queue.put_nowait(Closing(CloseCode.INTERNAL_SERVER_ERROR, detail))
-
-    async def next(self) -> Item:
-        return await self.queue.get()
 
     def close(self) -> None:
         self.upstream.leave(self)
@@ -149,7 +129,9 @@ class Upstream:
     def _publish(self, batch: Batch) -> bool:
         """Offer `batch` to every subscriber; True when it was the stream's last."""
         if batch.messages:
-            event = EventBatch(self.next_seq, batch.messages, batch.cursor, batch.internal_ext)
+            event = EventBatch(
+                self.next_seq, batch.messages, batch.cursor, batch.internal_ext, batch.payload
+            )
             self.next_seq += len(batch.messages)
             self.recent.extend(batch.messages)
             for sub in list(self.subscribers):
@@ -210,21 +192,7 @@ class EventHub:
             upstream = Upstream(self, key, stream(), room_info)
             self.upstreams[key] = upstream
             upstream.start()
-        sub = upstream.join()
-        try:
-            await upstream.ready.wait()
-        except asyncio.CancelledError:
-            sub.close()
-            raise
-        if upstream.failure is not None:
-            sub.close()
-            raise upstream.failure
-        return sub
+        return await join_when_ready(upstream)
 
     async def aclose(self) -> None:
-        tasks = [u.task for u in self.upstreams.values() if u.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(u.task for u in self.upstreams.values())

@@ -28,6 +28,7 @@ from livegate.simulator.rooms import END, ENDED, Connection, Message, Room, Webc
 from livegate.simulator.state import state_of
 
 WS_PATH = "/webcast/im/ws_proxy/ws_reuse_supplement/"
+PUSH_FRAMES_KEPT = 16  # a room's recent push frames, for its other sockets to reuse
 
 router = APIRouter()
 
@@ -156,12 +157,27 @@ async def _writer(ws: WebSocket, room: Room, conn: Connection, world: WebcastWor
             items.append(conn.queue.get_nowait())
         queued: list[Message] = [i for i in items if i is not END]
         ended = len(queued) < len(items)
+        await ws.send_bytes(_frame(room, world, queued, ended=ended, compress=conn.compress))
+        if ended:
+            await ws.close(code=1000)
+            return
+
+
+def _frame(
+    room: Room, world: WebcastWorld, queued: list[Message], *, ended: bool, compress: bool
+) -> bytes:
+    """The push frame for these messages, encoded once for every socket of the room that pushes
+    the same ones (each viewer's socket gets each message, mostly at the same moment)."""
+    key = (tuple(m.seq for m in queued), ended, compress)
+    frame = room.push_frames.get(key)
+    if frame is None:
         found = [messages.base_message(room, m) for m in queued]
         if ended:
             found.append(messages.end_message(room, world.new_msg_id()))
         seq = queued[-1].seq if queued else room.last_seq
         result = messages.fetch_result(room, found, seq=seq)
-        await ws.send_bytes(messages.push_frame(result, seq, compress=conn.compress))
-        if ended:
-            await ws.close(code=1000)
-            return
+        frame = messages.push_frame(result, seq, compress=compress)
+        if len(room.push_frames) >= PUSH_FRAMES_KEPT:
+            del room.push_frames[next(iter(room.push_frames))]
+        room.push_frames[key] = frame
+    return frame

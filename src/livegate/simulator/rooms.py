@@ -106,6 +106,8 @@ class Room:
     log: list[Message] = field(default_factory=list)  # every message, comments included
     ws_log: list[dict[str, Any]] = field(default_factory=list)
     connections: set[Connection] = field(default_factory=set)
+    # The push frames made lately, by (message seqs, ended, gzipped): simulator.push's own.
+    push_frames: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     diamonds: int = 0
     likes: int = 0
     viewers: int = 0  # simulated audience: joins add to it, room-user-seq reports it

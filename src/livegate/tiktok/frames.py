@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
+from typing import NamedTuple
 
 from TikTokLive.proto import (
     BaseProtoMessage,
@@ -32,7 +33,13 @@ class BadFrame(ValueError):
     """A frame the push server sent that does not decode."""
 
 
-def decode_msg_frame(data: bytes) -> tuple[WebcastPushFrame, ProtoMessageFetchResult] | None:
+class MsgFrame(NamedTuple):
+    frame: WebcastPushFrame
+    result: ProtoMessageFetchResult
+    payload: bytes  # the fetch result as TikTok encoded it, unzipped
+
+
+def decode_msg_frame(data: bytes) -> MsgFrame | None:
     """The frame and its fetch result, or None for a frame that carries no events (hb, ack,
     im_enter_room_resp...); BadFrame when it does not decode."""
     try:
@@ -49,7 +56,7 @@ def decode_msg_frame(data: bytes) -> tuple[WebcastPushFrame, ProtoMessageFetchRe
         except (OSError, EOFError, zlib.error) as exc:
             raise BadFrame(f"bad gzip payload ({type(exc).__name__})") from None
     try:
-        return frame, ProtoMessageFetchResult().parse(payload)
+        return MsgFrame(frame, ProtoMessageFetchResult().parse(payload), payload)
     except Exception as exc:
         raise BadFrame(f"undecodable fetch result ({type(exc).__name__})") from None
 

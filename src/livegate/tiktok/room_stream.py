@@ -81,6 +81,9 @@ class Batch:
     cursor: str
     internal_ext: str
     ended: bool = False  # TikTok said "live end": nothing follows
+    # The push frame's fetch result as TikTok encoded it, when `messages` are all of its
+    # messages (none was seen before): passed on as it is, not encoded again.
+    payload: bytes | None = None
 
 
 @dataclass
@@ -159,7 +162,7 @@ class RoomStream:
             self._heartbeat = max(1.0, result.heartbeat_duration / 1000)
         return self._batch(result)
 
-    def _batch(self, result: ProtoMessageFetchResult) -> Batch:
+    def _batch(self, result: ProtoMessageFetchResult, payload: bytes | None = None) -> Batch:
         self.cursor = result.cursor or self.cursor
         self.internal_ext = result.internal_ext or self.internal_ext
         new: list[BaseProtoMessage] = []
@@ -169,7 +172,8 @@ class RoomStream:
                 continue
             new.append(message)
             ended = ended or frames.ends_stream(message)
-        return Batch(new, self.cursor, self.internal_ext, ended)
+        whole = payload if len(new) == len(result.messages) else None
+        return Batch(new, self.cursor, self.internal_ext, ended, whole)
 
     # -- push ---------------------------------------------------------------------------------
 
@@ -248,10 +252,10 @@ class RoomStream:
                     continue
                 if decoded is None:
                     continue
-                frame, result = decoded
+                frame, result, payload = decoded
                 if result.need_ack:
                     await socket.send(frames.ack_frame(frame, result))
-                yield self._batch(result)
+                yield self._batch(result, payload)
         except ConnectionClosed:
             pass  # TikTok dropped it; the caller fetches from the cursor and reconnects
         finally:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from anyio import to_thread
 from sqlalchemy import bindparam, select
@@ -26,6 +28,8 @@ from livegate.vault import Vault, VaultError
 from livegate.webcast.auth import KeyInfo, Principal, TokenHolder, refusal
 from livegate.webcast.errors import bad_api_key, invalid_token
 from livegate.webcast.jwt import EventsJwtClaims, issue_events_jwt
+
+Signed = tuple[str, EventsJwtClaims]
 
 KIND = "events"  # the vault wrapping's secret kind (at most 10 characters)
 MAX_SOCKETS = 50  # per token
@@ -86,28 +90,21 @@ class BrowserTokens:
         and the user's grant when an access token came too."""
         if principal.api_key is None:
             raise missing_api_key()
-        key_id = principal.api_key.id
+        sign = partial(
+            issue_events_jwt,
+            self.settings,
+            creators=creators,
+            max_sockets=max_sockets,
+            api_key_id=principal.api_key.id,
+        )
         if principal.caller is None or access_token is None:
-            token, claims = issue_events_jwt(
-                self.settings,
-                creators=creators,
-                max_sockets=max_sockets,
-                api_key_id=key_id,
-                ttl=ttl,
-            )
-            return Issued(token, claims)
+            return Issued(*sign(ttl=ttl))
         return await to_thread.run_sync(
-            self._issue_for_user, principal.caller, access_token, key_id, creators, max_sockets, ttl
+            self._issue_for_user, principal.caller, access_token, sign, ttl
         )
 
     def _issue_for_user(
-        self,
-        holder: TokenHolder,
-        access_token: str,
-        key_id: int,
-        creators: list[str],
-        max_sockets: int,
-        ttl: int,
+        self, holder: TokenHolder, access_token: str, sign: Callable[..., Signed], ttl: int
     ) -> Issued:
         secret = secrets.token_urlsafe(32)
         with self.db.session() as s:
@@ -123,17 +120,10 @@ class BrowserTokens:
                 raise invalid_token("login_required") from None
             expires = utcnow() + dt.timedelta(seconds=ttl)
             self.vault.wrap(s, session_row.id, data_key, secret, KIND, expires)
-            token, claims = issue_events_jwt(
-                self.settings,
-                creators=creators,
-                max_sockets=max_sockets,
-                api_key_id=key_id,
-                ttl=ttl,
-                grant_id=holder.grant_id,
-                access_token_id=row.id,
-                session_secret=secret,
+            signed = sign(
+                ttl=ttl, grant_id=holder.grant_id, access_token_id=row.id, session_secret=secret
             )
-        return Issued(token, claims)
+        return Issued(*signed)
 
     async def principal(self, claims: EventsJwtClaims) -> Principal:
         """The caller a verified token stands for, checked against the database now;

@@ -129,3 +129,23 @@ code 4401; an unusable ticket or token is refused at the handshake with HTTP 200
 `handshake-status` / `handshake-msg` headers, as TikTok refuses one. Anonymous fetches keep
 TikTok's `push_server`.
 """
+
+
+_EVENT_STREAM_OK = {
+    "description": '`text/event-stream`: first `data: {"type": "roomInfo", "data": {...}}` '
+    '(no id), then one event per TikTok message, `id: <ms>-<n>` and `data: {"type", "data"}` '
+    "(the WebSocket's `format=json` events); `event: gap` when `Last-Event-ID` is older than "
+    "the buffer; `: keepalive` comments; last, `event: error` with `{code, message}` (the "
+    "WebSocket's close codes) when the stream ends.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "headers": {
+        "Access-Control-Allow-Origin": _header("`*`: browsers on any origin may read it."),
+        "Cache-Control": _header("`no-store`."),
+    },
+}
+
+EVENT_STREAM_ROUTE: dict[str, Any] = {
+    "status_code": 200,
+    "responses": {200: _EVENT_STREAM_OK, **_errors(_NO_UPSTREAM + _UPSTREAM, as_ref=True)},
+    "openapi_extra": {"x-scopes": ["webcast:fetch"]},
+}

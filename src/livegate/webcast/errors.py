@@ -7,6 +7,7 @@ import math
 import time
 
 from livegate.errors import LivegateError
+from livegate.oauth import bearer
 from livegate.oauth.bearer import www_authenticate
 from livegate.tiktok.errors import UpstreamError
 
@@ -27,14 +28,10 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="livegate"'}
 
 
 def invalid_token(description: str) -> LivegateError:
-    """RFC 6750 §3.1: 401 with a Bearer challenge naming `invalid_token`."""
-    return LivegateError(
-        401,
-        "invalid_token",
-        description,
-        headers={"WWW-Authenticate": www_authenticate("invalid_token", description)},
-        extra={"error_description": description},
-    )
+    """RFC 6750 §3.1's refusal, its description also in the body (the webcast envelope)."""
+    error = bearer.invalid_token(description)
+    error.extra["error_description"] = description
+    return error
 
 
 def no_credentials() -> LivegateError:

@@ -17,19 +17,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livegate.config import Settings
 from livegate.errors import LivegateError
 from livegate.events.batch import EventBatch, dumps
 from livegate.events.codes import CloseCode, Closing
+from livegate.events.feed import Feeds, Watch
 from livegate.events.hub import EventHub, Subscription, closing_for
-from livegate.events.limits import Slot, StreamCounter
+from livegate.events.limits import Lease, Slot, StreamCounter
 from livegate.events.options import StreamOptions, parse_options
 from livegate.events.presence import Presence
+from livegate.events.resume import make_resume
 from livegate.ratelimit import client_address
 from livegate.tiktok.errors import UpstreamError
 from livegate.tiktok.room_stream import RoomStream
@@ -46,18 +50,37 @@ SCOPE = "webcast:fetch"
 PRESENCE_TICK = 5.0  # seconds between looks for users who left, when events are quiet
 
 
-def _bearer(ws: WebSocket) -> str | None:
-    auth = ws.headers.get("authorization", "")
+def _bearer(conn: HTTPConnection) -> str | None:
+    auth = conn.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return (ws.headers.get("x-oauth-token") or "").strip() or None
+    return (conn.headers.get("x-oauth-token") or "").strip() or None
 
 
 def _auth_closing(exc: LivegateError) -> Closing:
     if exc.status == 429:
-        return Closing(CloseCode.TOO_MANY_CONNECTIONS, exc.error)
-    return Closing(CloseCode.INVALID_AUTH, exc.error)
+        return Closing(CloseCode.TOO_MANY_CONNECTIONS, exc.error, exc)
+    return Closing(CloseCode.INVALID_AUTH, exc.error, exc)
+
+
+@dataclass(eq=False)
+class Admission:
+    """A caller let in: its credential, its open-stream slots, and (with a token) the
+    registration that tells when the token or grant dies."""
+
+    principal: Principal
+    lease: Lease
+    relay: Relay | None
+
+
+@dataclass(frozen=True)
+class Room:
+    """What subscribing to a room's upstream needs: the hub's key and how to start one."""
+
+    key: tuple[str, ...]
+    stream: Callable[[], RoomStream]
+    room_info: Callable[[], Awaitable[dict[str, Any]]]
 
 
 class EventStreams:
@@ -78,10 +101,16 @@ class EventStreams:
         self.relays = relays
         self.hub = EventHub()
         self.counter = StreamCounter(settings.redis_url)
+        self.resume = make_resume(
+            settings.redis_url, settings.events_resume_max_events, settings.events_resume_max_age
+        )
+        self.feeds = Feeds(self.resume, settings.events_resume_linger)
 
     async def aclose(self) -> None:
+        await self.feeds.aclose()
         await self.hub.aclose()
         await self.counter.aclose()
+        await self.resume.aclose()
 
     async def serve(self, ws: WebSocket) -> None:
         await ws.accept()
@@ -97,35 +126,52 @@ class EventStreams:
 
     async def _serve(self, ws: WebSocket) -> None:
         options = parse_options(ws.query_params.multi_items())
-        principal, own_slots = await self._caller(ws, options)
+        admission = await self.admit(ws, options)
+        try:
+            room = await self.room(options, admission.principal)
+            sub = await self.hub.subscribe(room.key, room.stream, room.room_info)
+            try:
+                await _Pump(ws, sub, options, admission.relay).run()
+            finally:
+                sub.close()
+        finally:
+            await self.dismiss(admission)
+
+    async def admit(self, conn: HTTPConnection, options: StreamOptions) -> Admission:
+        """The caller, checked (Closing 4401/4403 when refused), holding a slot of each of its
+        credentials (4429 when one is full), counted as a connection start (4429 past it)."""
+        principal, own_slots = await self._caller(conn, options)
         lease = await self.counter.acquire(self._slots(principal) + own_slots)
         relay: Relay | None = None
         if principal.caller is not None:
             relay = self.relays.add(principal.caller.digest, principal.caller.grant_id)
+        admission = Admission(principal, lease, relay)
         try:
-            try:
-                await self.limiter.hit(CONNECT, principal.credentials())
-            except LivegateError as exc:
-                raise _auth_closing(exc) from None
-            sub = await self._subscribe(options, principal)
-            try:
-                await _Pump(ws, sub, options, relay).run()
-            finally:
-                sub.close()
-        finally:
-            if relay is not None:
-                self.relays.discard(relay)
-            await self.counter.release(lease)
+            await self.limiter.hit(CONNECT, principal.credentials())
+        except LivegateError as exc:
+            await self.dismiss(admission)
+            raise _auth_closing(exc) from None
+        except BaseException:
+            await self.dismiss(admission)
+            raise
+        return admission
 
-    async def _caller(self, ws: WebSocket, options: StreamOptions) -> tuple[Principal, list[Slot]]:
+    async def dismiss(self, admission: Admission) -> None:
+        if admission.relay is not None:
+            self.relays.discard(admission.relay)
+        await self.counter.release(admission.lease)
+
+    async def _caller(
+        self, conn: HTTPConnection, options: StreamOptions
+    ) -> tuple[Principal, list[Slot]]:
         """The caller, and the slots of its credential beyond its API key's and grant's."""
         if options.jwt_key is not None:
             return await self._jwt_caller(options.jwt_key, options.unique_id)
         presented = Presented(
-            token=_bearer(ws),
-            api_key=options.api_key or (ws.headers.get("x-api-key") or "").strip() or None,
+            token=_bearer(conn),
+            api_key=options.api_key or (conn.headers.get("x-api-key") or "").strip() or None,
             cookie_header=None,
-            address=client_address(ws),
+            address=client_address(conn),
         )
         try:
             return await self.auth.authenticate(presented, [SCOPE], with_session=True), []
@@ -160,7 +206,15 @@ class EventStreams:
             slots.append(Slot(name, self.settings.events_max_streams_per_grant))
         return slots
 
-    async def _subscribe(self, options: StreamOptions, principal: Principal) -> Subscription:
+    def watch(self, principal: Principal) -> Watch | None:
+        """For a feed (events/feed.py) opened by `principal`: when its token or grant dies."""
+        if principal.caller is None:
+            return None
+        relay = self.relays.add(principal.caller.digest, principal.caller.grant_id)
+        return Watch(relay.ended, lambda: self.relays.discard(relay))
+
+    async def room(self, options: StreamOptions, principal: Principal) -> Room:
+        """The room `options` name, as the caller sees it (Closing 4404 when not live)."""
         jar = principal.jar if principal.has_session else None
         try:
             room_id = await self.upstream.room_id_for(options.unique_id, cookies=jar)
@@ -178,9 +232,7 @@ class EventStreams:
                 raise Closing(CloseCode.NOT_LIVE, "the LIVE has ended")
             return info
 
-        return await self.hub.subscribe(
-            key, lambda: RoomStream(self.upstream, room_id, cookies=jar), room_info
-        )
+        return Room(key, lambda: RoomStream(self.upstream, room_id, cookies=jar), room_info)
 
 
 class _Pump:

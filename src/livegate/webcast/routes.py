@@ -235,7 +235,8 @@ async def jwt(
     bearer: Annotated[str | None, Depends(access_token)],
     oauth_token: Annotated[str | None, Depends(x_oauth_token)],
 ) -> JwtAnswer:
-    """A browser token for `GET /webcast/events` (`jwtKey`), for the app's backend to hand
+    """A browser token (`jwtKey`) for the event streams, `GET /webcast/events` (WebSocket) and
+    `GET /webcast/rooms/{unique_id}/events` (Server-Sent Events), for the app's backend to hand
     its page: called with the app's API key (X-Api-Key), and with a user's access token to
     act as that user. It names the creators it may open and how many sockets it may hold;
     it carries no API key or access token."""

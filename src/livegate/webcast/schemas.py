@@ -226,7 +226,10 @@ class ChatAnswer(Answer):
 
 
 class JwtAnswer(Answer):
-    token: str = Field(description="The browser token: `jwtKey` on GET /webcast/events.")
+    token: str = Field(
+        description="The browser token: `jwtKey` on GET /webcast/events (WebSocket) and "
+        "GET /webcast/rooms/{unique_id}/events (Server-Sent Events)."
+    )
     expires_in: int = Field(description="Seconds left to open streams with it.")
     expires_at: int = Field(description="POSIX time it stops opening streams.")
     creators: list[str] = Field(description="The unique ids it may open, normalized.")

@@ -27,6 +27,7 @@ from livegate.webcast.auth import Authenticator, Principal
 from livegate.webcast.browser_tokens import BrowserTokens
 from livegate.webcast.errors import from_upstream, invalid_token, session_required
 from livegate.webcast.events_socket import EventStreams
+from livegate.webcast.events_sse import SseStream
 from livegate.webcast.ratelimit import WebcastLimiter
 from livegate.webcast.recorder import CallRecorder
 from livegate.webcast.relay import RelayRegistry, WebSocketRelay
@@ -82,6 +83,7 @@ class WebcastService:
         self.events = EventStreams(
             settings, self.auth, self.limiter, upstream, self.relays, self.browser_tokens
         )
+        self.sse = SseStream(self.events, settings.events_sse_keepalive)
         self.ws_base = ws_base(settings.issuer)
 
     async def aclose(self) -> None:
