@@ -1,6 +1,7 @@
 """The operator's counters are fed by the code that does the work: an open relay shows in
 `livegate_open_relays` until it closes, each upstream call in `livegate_upstream_calls` by
-route and outcome, and a refused call in `livegate_rate_limited` by limit (metrics.py)."""
+route and outcome, a refused call in `livegate_rate_limited` by limit, and each token
+response in `livegate_grants_issued` or `livegate_grants_refused` (metrics.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 
 from livegate.config import Settings
 from livegate.db.engine import Database
+from tests.oauth_helpers import refresh, register, tokens_for
 from tests.servers import ServerThread, wait_for
 from tests.test_observability import samples
 from tests.test_relay_revocation import open_relay, relays_a_comment, uname
@@ -82,3 +84,24 @@ def test_metrics_count_a_call_refused_by_a_rate_limit(
     assert statuses == [200, 200, 200, 429]
     after = value(scrape(metered), "livegate_rate_limited_total", limit="connect:token")
     assert after == before + 1
+
+
+def test_metrics_count_grants_issued_and_refused(
+    metered: ServerThread, sim: ServerThread, database: Database
+) -> None:
+    app = register(database)
+    before = scrape(metered)
+    pair = tokens_for(metered.url, sim.url, app)
+    assert refresh(metered.url, app, pair["refresh_token"]).status_code == 200
+    # The rotated token again: refused (and its family revoked) by the ORM path.
+    assert refresh(metered.url, app, pair["refresh_token"]).status_code == 400
+    after = scrape(metered)
+    for grant_type in ("authorization_code", "refresh_token"):
+        issued = "livegate_grants_issued_total"
+        assert value(after, issued, grant_type=grant_type) == (
+            value(before, issued, grant_type=grant_type) + 1
+        )
+    refused = {"grant_type": "refresh_token", "reason": "invalid_grant"}
+    assert value(after, "livegate_grants_refused_total", **refused) == (
+        value(before, "livegate_grants_refused_total", **refused) + 1
+    )
