@@ -73,7 +73,7 @@ def make_async_engine(url: str, *, autocommit: bool) -> AsyncEngine:
     """PostgreSQL through psycopg's async driver. No pre-ping (a round trip per checkout):
     `Database.hot` retries once on a connection the database dropped instead."""
     async_url = make_url(url).set(drivername="postgresql+psycopg")
-    kwargs: dict[str, Any] = {"pool_size": 8, "max_overflow": 8}
+    kwargs: dict[str, Any] = {"pool_size": 16, "max_overflow": 4}
     if autocommit:
         kwargs["isolation_level"] = "AUTOCOMMIT"
     return create_async_engine(async_url, **kwargs)
