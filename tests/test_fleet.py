@@ -237,7 +237,11 @@ def fleet(
             public_url=url,
             trusted_proxies="127.0.0.1",
             tiktok_url=sim.url,
-            qr_poll_interval="0.4",
+            # The shared simulator answers polls less than 0.3 s apart with TikTok's "too
+            # fast", which holds a sign-in back for two minutes; a poll is timed from the
+            # start of the request that claims it, so under load two polls of one sign-in can
+            # go out closer than the interval. 1 s leaves them room.
+            qr_poll_interval="1.0",
             purge_interval="0",
             log_json="true",
             rate_limit_connect=f"{CONNECT_LIMIT}/minute",
