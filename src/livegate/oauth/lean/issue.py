@@ -54,24 +54,20 @@ class Issue:
     spent_digest: str | None = None
 
     def refresh_row(self) -> dict[str, Any]:
-        return {
-            "token_digest": self.refresh_digest,
-            "grant_id": self.grant_id,
-            "client_pk": self.client_pk,
-            "family_id": self.family_id,
-            "scope": self.scope,
-            "expires_at": self.refresh_expires,
-            "created_at": self.now,
-        }
+        return self._token_row(self.refresh_digest, self.refresh_expires)
 
     def access_row(self) -> dict[str, Any]:
+        return self._token_row(self.access_digest, self.access_expires)
+
+    def _token_row(self, token_digest: str, expires_at: dt.datetime) -> dict[str, Any]:
+        """The columns a refresh and an access token row share."""
         return {
-            "token_digest": self.access_digest,
+            "token_digest": token_digest,
             "grant_id": self.grant_id,
             "client_pk": self.client_pk,
             "family_id": self.family_id,
             "scope": self.scope,
-            "expires_at": self.access_expires,
+            "expires_at": expires_at,
             "created_at": self.now,
         }
 
