@@ -1,6 +1,7 @@
 """One delivery of a room's events to its subscribers, encoded once for all of them: as a
 `WebcastPushFrame` (what the SDK's `deserializeWebSocketMessage` decodes), or as decoded events
-`{type, data}` with the proto classes' field names (`to_dict(casing=SNAKE)`)."""
+`{type, data}` with the proto classes' field names: what their `to_dict(casing=SNAKE)` gives,
+decoded by upb with a schema built from them (events/schema.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import betterproto2
 import TikTokLive.proto as proto
 from TikTokLive.proto import BaseProtoMessage, ProtoMessageFetchResult, WebcastPushFrame
 
+from livegate.events.schema import Schema
+
 
 def _proto_classes() -> dict[str, type[betterproto2.Message]]:
     """TikTok's event messages by the name a BaseProtoMessage's `method` gives them."""
@@ -28,6 +31,7 @@ def _proto_classes() -> dict[str, type[betterproto2.Message]]:
 
 
 PROTO_CLASSES = _proto_classes()
+SCHEMA = Schema(PROTO_CLASSES.values())
 
 
 def decode(message: BaseProtoMessage) -> dict[str, Any] | None:
@@ -37,15 +41,15 @@ def decode(message: BaseProtoMessage) -> dict[str, Any] | None:
     if cls is None:
         return None
     try:
-        data = cls().parse(message.payload).to_dict(casing=betterproto2.Casing.SNAKE)
-    except Exception:  # betterproto raises whatever its parser hits on a bad payload
+        data = SCHEMA.to_dict(cls, message.payload)
+    except Exception:  # upb's DecodeError, or a payload betterproto2 could not print either
         return None
     return {"type": message.method, "data": data}
 
 
 # Events decoded lately in this process, by (method, payload): every upstream of a room (one per
 # credential: with users' tokens, one per user) brings the same messages within moments of each
-# other, and decoding with the proto classes is the costliest step of a JSON stream
+# other, and decoding is still the costliest step per message of a JSON stream
 # (docs/benchmarks.md, "Managed event stream").
 DECODED_KEPT = 512
 _decoded: OrderedDict[tuple[str, bytes], dict[str, Any] | None] = OrderedDict()
