@@ -16,7 +16,7 @@ import pytest
 from TikTokLive.proto import BaseProtoMessage
 
 from livegate.events.batch import PROTO_CLASSES, decode, dumps
-from livegate.events.schema import _classes_by_field
+from livegate.events.schema import classes_by_field
 from livegate.simulator import messages
 from livegate.simulator.rooms import Comment, Room
 from livegate.simulator.state import Account
@@ -26,22 +26,22 @@ def _build_validators() -> None:
     """pydantic builds a proto class's validator on its first use, resolving its forward
     references in the caller's frame, where betterproto2's `parse(data)` shadows TikTokLiveProto's
     module `data`: a class first met inside `parse` fails there, each time (the simulator's
-    messages.py works around it for its own). Built here, so that the
-    reference below prints what betterproto2 means to print."""
+    messages.py works around it for its own). Built here, so that the reference below prints
+    what betterproto2 means to print."""
     pending, done = list(PROTO_CLASSES.values()), set()
     while pending:
         cls = pending.pop()
         if cls not in done and issubclass(cls, betterproto2.Message):
             done.add(cls)
             cls()
-            pending += _classes_by_field(cls).values()
+            pending += classes_by_field(cls).values()
 
 
 _build_validators()
 
 
 def reference(message: BaseProtoMessage) -> dict[str, Any] | None:
-    """The decode this module replaced: the proto classes' own parser and to_dict."""
+    """The decode events/schema.py replaced: the proto classes' own parser and to_dict."""
     cls = PROTO_CLASSES.get(message.method)
     if cls is None:
         return None
@@ -111,7 +111,7 @@ def test_the_simulators_messages_decode_as_betterproto2_decoded_them(
 
 def filled(cls: type[betterproto2.Message], rng: random.Random, depth: int) -> Any:
     """An instance of `cls` with every field set (nested messages to `depth`)."""
-    kinds = _classes_by_field(cls)
+    kinds = classes_by_field(cls)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         meta = betterproto2.FieldMetadata.get(field)

@@ -129,7 +129,7 @@ class _Fix:
         return bool(self.floats or self.maps or self.messages)
 
 
-def _classes_by_field(cls: type[betterproto2.Message]) -> dict[str, type]:
+def classes_by_field(cls: type[betterproto2.Message]) -> dict[str, type]:
     """The message or enum class of each field (`name.value` for a map's values), read from
     the type hints as betterproto2's `_cls_for` reads them, resolving the hints once per class
     (its `cls_by_field` resolves them all again for each field)."""
@@ -202,7 +202,7 @@ class Schema:
         proto = descriptor_pb2.DescriptorProto(name=full.rsplit(".", 1)[1])
         fix = self._fixes[full] = _Fix()
         nested = self._message_fields[full] = []
-        by_field = _classes_by_field(cls)
+        by_field = classes_by_field(cls)
         for field in dataclasses.fields(cls):  # type: ignore[arg-type]
             meta = betterproto2.FieldMetadata.get(field)
             name = snake_case(field.name).rstrip("_")  # to_dict's key
