@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, insert, literal, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, exists, insert, select, update
 from sqlalchemy.sql.expression import CTE
 
 from livegate.db.models import AuditEvent
@@ -32,6 +33,10 @@ _WRAP_COLUMNS = (
     "wrapped_key",
     "expires_at",
 )
+
+TOKEN_COLUMNS: tuple[str, ...] = ("token_digest", "grant_id", "client_pk", "family_id", "scope")
+TOKEN_COLUMNS += ("expires_at", "created_at")
+AUDIT_COLUMNS = ("at", "kind", "client_pk", "grant_id", "account_id", "detail")
 
 
 @dataclass
@@ -61,93 +66,103 @@ class Issue:
 
     def _token_row(self, token_digest: str, expires_at: dt.datetime) -> dict[str, Any]:
         """The columns a refresh and an access token row share."""
-        return {
-            "token_digest": token_digest,
-            "grant_id": self.grant_id,
-            "client_pk": self.client_pk,
-            "family_id": self.family_id,
-            "scope": self.scope,
-            "expires_at": expires_at,
-            "created_at": self.now,
-        }
+        values = (token_digest, self.grant_id, self.client_pk, self.family_id, self.scope)
+        return dict(zip(TOKEN_COLUMNS, (*values, expires_at, self.now), strict=True))
 
     def audit_row(self) -> dict[str, Any]:
-        return {
-            "at": self.now,
-            "kind": "token.issued",
-            "client_pk": self.client_pk,
-            "grant_id": self.grant_id,
-            "account_id": None,
-            "detail": {"grant_type": self.grant_type},
-        }
+        detail = {"grant_type": self.grant_type}
+        values = (self.now, "token.issued", self.client_pk, self.grant_id, None, detail)
+        return dict(zip(AUDIT_COLUMNS, values, strict=True))
 
 
-def _claim_statement(issue: Issue) -> Any:
-    kind, row_id = issue.claim
+def _claim(kind: str) -> Any:
+    """Marks the presented refresh token rotated, or the code used, if nobody has."""
     if kind == "refresh":
         return (
             update(REFRESH)
-            .where(REFRESH.c.id == row_id, REFRESH.c.rotated_at.is_(None))
+            .where(REFRESH.c.id == bindparam("claim_id"), REFRESH.c.rotated_at.is_(None))
             .where(REFRESH.c.revoked_at.is_(None))
-            .values(rotated_at=issue.now)
+            .values(rotated_at=bindparam("now", type_=REFRESH.c.rotated_at.type))
             .returning(REFRESH.c.id)
         )
     return (
         update(CODES)
-        .where(CODES.c.id == row_id, CODES.c.used_at.is_(None))
-        .values(used_at=issue.now, family_id=issue.family_id)
+        .where(CODES.c.id == bindparam("claim_id"), CODES.c.used_at.is_(None))
+        .values(
+            used_at=bindparam("now", type_=CODES.c.used_at.type),
+            family_id=bindparam("claim_family", type_=CODES.c.family_id.type),
+        )
         .returning(CODES.c.id)
     )
 
 
-def _values(table: Table, row: dict[str, Any], *extra: Any) -> list[Any]:
-    """The row's values as typed literals, for INSERT ... SELECT."""
-    return [literal(value, table.c[name].type) for name, value in row.items()] + list(extra)
+def _insert_from(table: Table, prefix: str, names: list[str], source: CTE, extra: Any = ()) -> Any:
+    """INSERT ... SELECT of one row of bound parameters (named prefix_column), once per claim."""
+    values = [bindparam(f"{prefix}_{name}", type_=table.c[name].type) for name in names]
+    chosen = select(*values, *[value for _, value in extra]).select_from(source)
+    return insert(table).from_select(names + [name for name, _ in extra], chosen)
 
 
-def _insert_from(table: Table, row: dict[str, Any], source: CTE, extra: dict[str, Any]) -> Any:
-    names = list(row) + list(extra)
-    chosen = select(*_values(table, row, *extra.values())).select_from(source)
-    return insert(table).from_select(names, chosen)
-
-
-def issue_postgresql(conn: Connection, issue: Issue) -> bool:
-    """The whole write in one statement; whether the claim succeeded."""
-    claimed = _claim_statement(issue).cte("claimed")
+@cache
+def _write(kind: str, wraps: int, spent: bool) -> Any:
+    """The whole write as one statement with bound parameters (`_parameters`), built once per
+    shape: building a statement this size costs more than executing it."""
+    claimed = _claim(kind).cte("claimed")
     new_refresh = (
-        _insert_from(REFRESH, issue.refresh_row(), claimed, {})
+        _insert_from(REFRESH, "refresh", list(TOKEN_COLUMNS), claimed)
         .returning(REFRESH.c.id)
         .cte("new_refresh")
     )
+    refresh_id = [("refresh_token_id", new_refresh.c.id)]
     new_access = (
-        _insert_from(
-            ACCESS, issue.access_row(), new_refresh, {"refresh_token_id": new_refresh.c.id}
-        )
+        _insert_from(ACCESS, "access", list(TOKEN_COLUMNS), new_refresh, refresh_id)
         .returning(ACCESS.c.id)
         .cte("new_access")
     )
     ctes: list[CTE] = [claimed, new_refresh, new_access]
-    for n, wrap in enumerate(issue.wraps):
-        ctes.append(_insert_from(WRAPS, wrap, claimed, {}).cte(f"wrap_{n}"))
-    if issue.spent_digest is not None:
-        spent = delete(WRAPS).where(
-            WRAPS.c.secret_digest == issue.spent_digest, exists(select(claimed.c.id))
+    for n in range(wraps):
+        ctes.append(_insert_from(WRAPS, f"wrap{n}", list(_WRAP_COLUMNS), claimed).cte(f"wrap_{n}"))
+    if spent:
+        spent_wrap = delete(WRAPS).where(
+            WRAPS.c.secret_digest == bindparam("spent_digest"), exists(select(claimed.c.id))
         )
-        ctes.append(spent.cte("spent"))
+        ctes.append(spent_wrap.cte("spent"))
     used = (
         update(GRANTS)
-        .where(GRANTS.c.id == issue.grant_id, exists(select(claimed.c.id)))
-        .values(last_used_at=issue.now)
+        .where(GRANTS.c.id == bindparam("used_grant"), exists(select(claimed.c.id)))
+        .values(last_used_at=bindparam("now", type_=GRANTS.c.last_used_at.type))
     )
     ctes.append(used.cte("used"))
-    ctes.append(_insert_from(AUDIT, issue.audit_row(), claimed, {}).cte("audited"))
-    statement = select(new_access.c.id).add_cte(*ctes)
-    return conn.execute(statement).first() is not None
+    ctes.append(_insert_from(AUDIT, "audit", list(AUDIT_COLUMNS), claimed).cte("audited"))
+    return select(new_access.c.id).add_cte(*ctes)
+
+
+def _parameters(issue: Issue) -> dict[str, Any]:
+    # No name is a column's: SQLAlchemy would take it as a value to SET in the UPDATEs.
+    params: dict[str, Any] = {"claim_id": issue.claim[1], "now": issue.now}
+    params |= {"claim_family": issue.family_id, "used_grant": issue.grant_id}
+    for prefix, row in (
+        ("refresh", issue.refresh_row()),
+        ("access", issue.access_row()),
+        ("audit", issue.audit_row()),
+        *((f"wrap{n}", wrap) for n, wrap in enumerate(issue.wraps)),
+    ):
+        params |= {f"{prefix}_{name}": value for name, value in row.items()}
+    if issue.spent_digest is not None:
+        params["spent_digest"] = issue.spent_digest
+    return params
+
+
+def issue_postgresql(conn: Connection, issue: Issue) -> bool:
+    """The whole write in one statement; whether the claim succeeded."""
+    statement = _write(issue.claim[0], len(issue.wraps), issue.spent_digest is not None)
+    return conn.execute(statement, _parameters(issue)).first() is not None
 
 
 def issue_sqlite(conn: Connection, issue: Issue) -> bool:
     """The same steps one statement at a time (the caller holds SQLite's write lock)."""
-    if conn.execute(_claim_statement(issue)).first() is None:
+    claim = {"claim_id": issue.claim[1], "now": issue.now, "claim_family": issue.family_id}
+    if conn.execute(_claim(issue.claim[0]), claim).first() is None:
         return False
     refresh_id = conn.execute(
         insert(REFRESH).values(issue.refresh_row()).returning(REFRESH.c.id)
