@@ -1,7 +1,7 @@
 """The managed event stream (`GET /webcast/events`) under load: simulated rooms emitting at a
 set rate, several subscribers on each, binary push frames or `format=json`. Delivered events/s,
-gateway CPU per delivered event, latency from the simulator's emission to the subscriber's
-receive, gateway RSS per open subscriber, and lost events.
+gateway CPU per delivered event, latency from the simulator's send (the first push frame that
+carried the event) to the subscriber's receive, gateway RSS per open subscriber, and lost events.
 
 Starts `livegate simulator` and `livegate serve` from a checkout (`--livegate`) on a fresh data
 dir for each format and drives them only through the CLI and HTTP, so one copy of this script
@@ -120,11 +120,11 @@ async def subscriber(url: str, room: str, gate: asyncio.Semaphore, out: dict[str
     try:
         async for message in ws:
             out["last"] = now = time.time()
-            for msg_id, created in (
+            for msg_id, _created in (
                 from_text(message) if isinstance(message, str) else from_frame(message)
             ):
                 ids.append(msg_id)
-                lat.append((now, now * 1000 - created))
+                lat.append((now, msg_id))
     except websockets.ConnectionClosed as exc:
         out["closed"] = exc.rcvd.code if exc.rcvd else 1006
 
@@ -153,6 +153,8 @@ async def client(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.2)
     print(json.dumps({"ready": sum("ready" in s for s in subs)}), flush=True)
     t0, t1 = map(float, (await asyncio.to_thread(sys.stdin.readline)).split())
+    # msg_id: when the simulator first pushed it (its log), where latency starts.
+    sent = {int(k): v for k, v in json.loads(await asyncio.to_thread(sys.stdin.readline)).items()}
     # What the gateway still holds arrives first: until nothing came for QUIET seconds.
     deadline = time.time() + 120
     while time.time() < deadline and max(s.get("last", 0) for s in subs) > time.time() - QUIET:
@@ -160,7 +162,12 @@ async def client(args: argparse.Namespace) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    window = [ms for s in subs for at, ms in s.get("lat", ()) if t0 <= at < t1]
+    window = [
+        at * 1000 - sent[msg_id]
+        for s in subs
+        for at, msg_id in s.get("lat", ())
+        if t0 <= at < t1 and msg_id in sent
+    ]
     result = {
         "in_window": len(window),
         "latencies": window,
@@ -239,13 +246,17 @@ def measure(args: argparse.Namespace, exe: str, fmt: str, tmp: Path) -> dict[str
             set_activity(http, sim, list(rooms.values()), 0)
             time.sleep(args.drain)
             logs = {u: http.get(f"{sim}/_sim/rooms/{r}/events").json() for u, r in rooms.items()}
-            results = [json.loads(p.communicate(f"{t0} {t1}\n", timeout=300)[0]) for p in procs]
+            sent = {e["msg_id"]: e["sent_ms"] for log in logs.values() for e in log if e["sent_ms"]}
+            order = f"{t0} {t1}\n{json.dumps(sent)}\n"
+            results = [json.loads(p.communicate(order, timeout=300)[0]) for p in procs]
     latencies = sorted(ms for r in results for ms in r["latencies"])
     delivered = sum(r["in_window"] for r in results)
     emitted = {u: {int(e["msg_id"]) for e in log} for u, log in logs.items()}
     in_window = [
         e for log in logs.values() for e in log if t0 * 1000 <= e["created_ms"] < t1 * 1000
     ]
+    # How late the simulator itself pushed what it made: not the gateway's latency.
+    lag = sorted(e["sent_ms"] - e["created_ms"] for e in in_window if e["sent_ms"])
     lost = dup = closed = 0
     for sub in (s for r in results for s in r["subs"]):
         got = sub["ids"] or []
@@ -277,6 +288,7 @@ def measure(args: argparse.Namespace, exe: str, fmt: str, tmp: Path) -> dict[str
         "p50_ms": pct(50),
         "p99_ms": pct(99),
         "max_ms": latencies[-1] if latencies else float("nan"),
+        "sim_lag_p99_ms": lag[min(len(lag) - 1, int(0.99 * len(lag)))] if lag else float("nan"),
         "kib_per_sub_idle": (rss_idle - rss_base) / max(ready, 1),
         "kib_per_sub_load": (rss_load - rss_base) / max(ready, 1),
         "rss_base_mib": rss_base / 1024,
@@ -288,8 +300,9 @@ def measure(args: argparse.Namespace, exe: str, fmt: str, tmp: Path) -> dict[str
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     heads = ["format", "subs", "emitted/s", "delivered/s", "CPU µs/ev", "gw cores", "sim cores"]
-    heads += ["p50", "p99", "max", "KiB/sub", "(load)", "lost", "dup", "closed", "load cores"]
-    widths = (-7, 6, 10, 12, 10, 9, 10, 8, 8, 8, 8, 8, 7, 5, 7)
+    heads += ["p50", "p99", "max", "sim lag", "KiB/sub", "(load)", "lost", "dup", "closed"]
+    heads += ["load cores"]
+    widths = (-7, 6, 10, 12, 10, 9, 10, 8, 8, 8, 9, 8, 8, 7, 5, 7)
     print(
         "".join(
             f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in zip(heads[:-1], widths, strict=True)
@@ -303,6 +316,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{r['format']:<7}{r['subscribers']:>6}{r['emitted_per_s']:10.0f}"
             f"{r['delivered_per_s']:12.0f}{r['cpu_us_per_event']:10.0f}{r['gw_cores']:9.2f}"
             f"{r['sim_cores']:10.2f}{r['p50_ms']:8.1f}{r['p99_ms']:8.1f}{r['max_ms']:8.0f}"
+            f"{r['sim_lag_p99_ms']:9.0f}"
             f"{r['kib_per_sub_idle']:8.1f}{r['kib_per_sub_load']:8.1f}"
             f"{r['lost']:>7}{r['duplicates']:>5}{r['closed_early']:>7}  {load}"
         )
@@ -355,7 +369,8 @@ def main() -> None:
         f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n"
         "emitted/s: all rooms, by the simulator's log; delivered/s: events received by all"
         " subscribers; CPU per delivered event and cores: the gateway's (serve and its workers);"
-        " latency ms from emission to receive; KiB/sub: gateway RSS growth per open subscriber,"
+        " latency ms from the simulator's send to receive (sim lag: p99 from making an event to"
+        " sending it, the simulator's own delay); KiB/sub: gateway RSS growth per open subscriber,"
         " idle and after the load; lost, dup: events per subscriber against the room's log"
     )
     print_table(rows)

@@ -24,7 +24,16 @@ from starlette.websockets import WebSocket
 from TikTokLive.proto import HeartBeatMessage, WebcastImEnterRoomMessage, WebcastPushFrame
 
 from livegate.simulator import messages
-from livegate.simulator.rooms import END, ENDED, Connection, Message, Room, WebcastWorld, world_of
+from livegate.simulator.rooms import (
+    END,
+    ENDED,
+    Connection,
+    Message,
+    Room,
+    WebcastWorld,
+    now_ms,
+    world_of,
+)
 from livegate.simulator.state import state_of
 
 WS_PATH = "/webcast/im/ws_proxy/ws_reuse_supplement/"
@@ -158,6 +167,9 @@ async def _writer(ws: WebSocket, room: Room, conn: Connection, world: WebcastWor
         queued: list[Message] = [i for i in items if i is not END]
         ended = len(queued) < len(items)
         await ws.send_bytes(_frame(room, world, queued, ended=ended, compress=conn.compress))
+        sent = now_ms()
+        for message in queued:
+            message.sent_ms = message.sent_ms or sent
         if ended:
             await ws.close(code=1000)
             return

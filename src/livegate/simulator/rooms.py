@@ -41,6 +41,9 @@ class Comment:
     # The encoded WebcastChatMessage, made once by messages.chat_message and reused by every
     # fetch and push that carries the comment.
     payload: bytes = field(default=b"", repr=False, compare=False)
+    # When a push frame first carried it to a socket (0: not yet pushed); a benchmark's
+    # latency starts there, not at creation, which a busy simulator may push late.
+    sent_ms: int = field(default=0, compare=False)
     method = "WebcastChatMessage"
 
     def public(self) -> dict[str, Any]:
@@ -53,6 +56,7 @@ class Comment:
             "nickname": self.nickname,
             "content": self.content,
             "created_ms": self.created_ms,
+            "sent_ms": self.sent_ms or None,
         }
 
 
@@ -67,6 +71,7 @@ class Event:
     created_ms: int
     payload: bytes = field(repr=False)
     summary: dict[str, Any]
+    sent_ms: int = 0  # as Comment's
 
     def public(self) -> dict[str, Any]:
         return {
@@ -74,6 +79,7 @@ class Event:
             "msg_id": str(self.msg_id),
             "type": self.method,
             "created_ms": self.created_ms,
+            "sent_ms": self.sent_ms or None,
             **self.summary,
         }
 
