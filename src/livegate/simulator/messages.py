@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from TikTokLive.proto import (
     BaseProtoMessage,
@@ -57,15 +59,64 @@ GIFTS = (
 
 
 def user_of(acc: Account) -> User:
-    avatar = f"https://p16-sign.tiktokcdn.com/avatar/{acc.uid}~100x100.webp"
+    return _user(acc.uid, acc.nickname, acc.unique_id, acc.sec_uid, avatar=True)
+
+
+def _user(uid: str, nickname: str, unique_id: str, sec_uid: str, *, avatar: bool) -> User:
+    image = f"https://p16-sign.tiktokcdn.com/avatar/{uid}~100x100.webp"
     return User(
-        id=int(acc.uid),
-        id_str=acc.uid,
-        nickname=acc.nickname,
-        display_id=acc.unique_id,
-        sec_uid=acc.sec_uid,
-        avatar_thumb=ImageModel(url_list=[avatar], uri=f"avatar/{acc.uid}"),
+        id=int(uid),
+        id_str=uid,
+        nickname=nickname,
+        display_id=unique_id,
+        sec_uid=sec_uid,
+        avatar_thumb=ImageModel(url_list=[image], uri=f"avatar/{uid}") if avatar else None,
     )
+
+
+# A message is encoded as its own fields followed by a part made once per sender (its `user`)
+# or gift (its `gift`): protobuf reads fields in any order, and encodings of one message type
+# that share no field concatenate into the message holding the fields of both (the
+# specification's merge). The proto classes spend most of a message's encoding validating
+# nested messages (docs/benchmarks.md, "Managed event stream"); the parts that never change
+# are validated and encoded once.
+@lru_cache(maxsize=4096)
+def _user_part(
+    method: str, uid: str, nickname: str, unique_id: str, sec_uid: str, avatar: bool
+) -> bytes:
+    cls: Any = _WITH_USER[method]
+    return bytes(cls(user=_user(uid, nickname, unique_id, sec_uid, avatar=avatar)))
+
+
+def _sender(cls: type[Any], acc: Account) -> bytes:
+    return _user_part(cls.__name__, acc.uid, acc.nickname, acc.unique_id, acc.sec_uid, True)
+
+
+_WITH_USER = {
+    cls.__name__: cls
+    for cls in (
+        WebcastChatMessage,
+        WebcastGiftMessage,
+        WebcastLikeMessage,
+        WebcastMemberMessage,
+        WebcastSocialMessage,
+    )
+}
+
+
+@lru_cache(maxsize=64)
+def _gift_part(spec: GiftSpec) -> bytes:
+    image = f"https://p19-webcast.tiktokcdn.com/img/gift/{spec.id}.png~tplv-obj.png"
+    gift = Gift(
+        id=spec.id,
+        name=spec.name,
+        describe=f"sent {spec.name}",
+        type=1 if spec.streakable else 2,
+        diamond_count=spec.diamonds,
+        combo=spec.streakable,
+        image=ImageModel(url_list=[image], uri=f"webcast-va/{spec.id}"),
+    )
+    return bytes(WebcastGiftMessage(gift=gift))
 
 
 def _common(
@@ -92,8 +143,7 @@ def gift_message(
     repeat_count: int,
     repeat_end: bool,
 ) -> bytes:
-    image = f"https://p19-webcast.tiktokcdn.com/img/gift/{spec.id}.png~tplv-obj.png"
-    return bytes(
+    head = bytes(
         WebcastGiftMessage(
             common=_common(
                 "WebcastGiftMessage",
@@ -108,22 +158,13 @@ def gift_message(
             group_count=1,
             repeat_count=repeat_count,
             combo_count=repeat_count,
-            user=user_of(sender),
             repeat_end=int(repeat_end),
             group_id=group_id,
-            gift=Gift(
-                id=spec.id,
-                name=spec.name,
-                describe=f"sent {spec.name}",
-                type=1 if spec.streakable else 2,
-                diamond_count=spec.diamonds,
-                combo=spec.streakable,
-                image=ImageModel(url_list=[image], uri=f"webcast-va/{spec.id}"),
-            ),
             log_id=str(msg_id),
             send_type=1,
         )
     )
+    return head + _sender(WebcastGiftMessage, sender) + _gift_part(spec)
 
 
 def like_message(
@@ -137,7 +178,8 @@ def like_message(
         "pm_mt_msg_viewer",
         "{0:user} liked the LIVE",
     )
-    return bytes(WebcastLikeMessage(common=head, count=count, total=total, user=user_of(sender)))
+    own = bytes(WebcastLikeMessage(common=head, count=count, total=total))
+    return own + _sender(WebcastLikeMessage, sender)
 
 
 def member_message(
@@ -146,15 +188,13 @@ def member_message(
     head = _common(
         "WebcastMemberMessage", room, msg_id, created_ms, "live_room_enter_toast", "{0:user} joined"
     )
-    return bytes(
-        WebcastMemberMessage(
-            common=head,
-            user=user_of(sender),
-            member_count=member_count,
-            action=MemberMessageAction.JOINED,
-            user_id=int(sender.uid),
-        )
+    own = WebcastMemberMessage(
+        common=head,
+        member_count=member_count,
+        action=MemberMessageAction.JOINED,
+        user_id=int(sender.uid),
     )
+    return bytes(own) + _sender(WebcastMemberMessage, sender)
 
 
 def social_message(
@@ -167,16 +207,14 @@ def social_message(
         if follow
         else ("pm_mt_guidance_share", "{0:user} shared the LIVE")
     )
-    return bytes(
-        WebcastSocialMessage(
-            common=_common("WebcastSocialMessage", room, msg_id, created_ms, key, pattern),
-            user=user_of(sender),
-            action=1 if follow else 3,
-            share_type=0 if follow else 1,
-            follow_count=count if follow else 0,
-            share_count=0 if follow else count,
-        )
+    own = WebcastSocialMessage(
+        common=_common("WebcastSocialMessage", room, msg_id, created_ms, key, pattern),
+        action=1 if follow else 3,
+        share_type=0 if follow else 1,
+        follow_count=count if follow else 0,
+        share_count=0 if follow else count,
     )
+    return bytes(own) + _sender(WebcastSocialMessage, sender)
 
 
 def room_user_seq_message(
@@ -210,25 +248,18 @@ def base_message(room: Room, message: Message) -> BaseProtoMessage:
 
 def chat_message(room: Room, c: Comment) -> BaseProtoMessage:
     if not c.payload:
-        c.payload = bytes(
-            WebcastChatMessage(
-                common=CommonMessageData(
-                    method="WebcastChatMessage",
-                    msg_id=c.msg_id,
-                    room_id=int(room.room_id),
-                    create_time=c.created_ms,
-                ),
-                user=User(
-                    id=int(c.uid),
-                    id_str=c.uid,
-                    nickname=c.nickname,
-                    display_id=c.unique_id,
-                    sec_uid=c.sec_uid,
-                ),
-                content=c.content,
-                content_language="en",
-            )
+        own = WebcastChatMessage(
+            common=CommonMessageData(
+                method="WebcastChatMessage",
+                msg_id=c.msg_id,
+                room_id=int(room.room_id),
+                create_time=c.created_ms,
+            ),
+            content=c.content,
+            content_language="en",
         )
+        sender = ("WebcastChatMessage", c.uid, c.nickname, c.unique_id, c.sec_uid, False)
+        c.payload = bytes(own) + _user_part(*sender)
     return BaseProtoMessage(
         method="WebcastChatMessage", payload=c.payload, msg_id=c.msg_id, offset=c.seq
     )
