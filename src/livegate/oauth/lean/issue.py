@@ -137,10 +137,14 @@ def _write(kind: str, wraps: int, spent: bool) -> Any:
     return select(new_access.c.id).add_cte(*ctes)
 
 
+# No parameter is named like a column: SQLAlchemy would take it as a value to SET in the
+# UPDATEs (hence claim_family, used_grant, and the prefixed row values).
+def _claim_parameters(issue: Issue) -> dict[str, Any]:
+    return {"claim_id": issue.claim[1], "now": issue.now, "claim_family": issue.family_id}
+
+
 def _parameters(issue: Issue) -> dict[str, Any]:
-    # No name is a column's: SQLAlchemy would take it as a value to SET in the UPDATEs.
-    params: dict[str, Any] = {"claim_id": issue.claim[1], "now": issue.now}
-    params |= {"claim_family": issue.family_id, "used_grant": issue.grant_id}
+    params = _claim_parameters(issue) | {"used_grant": issue.grant_id}
     for prefix, row in (
         ("refresh", issue.refresh_row()),
         ("access", issue.access_row()),
@@ -161,8 +165,7 @@ def issue_postgresql(conn: Connection, issue: Issue) -> bool:
 
 def issue_sqlite(conn: Connection, issue: Issue) -> bool:
     """The same steps one statement at a time (the caller holds SQLite's write lock)."""
-    claim = {"claim_id": issue.claim[1], "now": issue.now, "claim_family": issue.family_id}
-    if conn.execute(_claim(issue.claim[0]), claim).first() is None:
+    if conn.execute(_claim(issue.claim[0]), _claim_parameters(issue)).first() is None:
         return False
     refresh_id = conn.execute(
         insert(REFRESH).values(issue.refresh_row()).returning(REFRESH.c.id)
