@@ -336,15 +336,7 @@ def _build_validators() -> None:
     """pydantic builds a proto class's validator on its first use and resolves its forward
     references in the caller's namespace, where a local variable can shadow a proto module
     (a local `common` breaks WebcastLikeMessage). Built here, with no such locals."""
-    for cls in (
-        WebcastChatMessage,
-        WebcastGiftMessage,
-        WebcastLikeMessage,
-        WebcastMemberMessage,
-        WebcastSocialMessage,
-        WebcastRoomUserSeqMessage,
-        WebcastControlMessage,
-    ):
+    for cls in (*_WITH_USER.values(), WebcastRoomUserSeqMessage, WebcastControlMessage):
         cls()
 
 
