@@ -81,28 +81,24 @@ def _fields(buf: bytes) -> list[tuple[int, int | bytes]]:
     return out
 
 
-def from_frame(data: bytes) -> list[tuple[int, int]]:
-    """(msg_id, create_time ms) of each message in a WebcastPushFrame (payload: field 8) of a
-    fetch result (messages: 1) of BaseProtoMessages (payload: 2, msg_id: 3), whose payload's
-    field 1 is CommonMessageData (create_time: 4). Read from the wire: the proto classes'
+def from_frame(data: bytes) -> list[int]:
+    """The msg_id of each message in a WebcastPushFrame (payload: field 8) of a fetch result
+    (messages: 1) of BaseProtoMessages (msg_id: 3). Read from the wire: the proto classes'
     decoding costs more than the gateway's sending, and the load side must not be the limit."""
     payload = next(v for n, v in _fields(data) if n == 8)
-    found = []
-    for number, message in _fields(payload):  # type: ignore[arg-type]
-        if number != 1:
-            continue
-        fields = dict(_fields(message))  # type: ignore[arg-type]
-        common = dict(_fields(dict(_fields(fields[2]))[1]))  # type: ignore[arg-type]
-        found.append((fields[3], common.get(4, 0)))
-    return found  # type: ignore[return-value]
+    return [
+        dict(_fields(message))[3]  # type: ignore[arg-type, misc]
+        for number, message in _fields(payload)  # type: ignore[arg-type]
+        if number == 1
+    ]
 
 
-def from_text(text: str) -> list[tuple[int, int]]:
-    """(msg_id, create_time ms) of each event of a JSON frame (a bundle or one event)."""
+def from_text(text: str) -> list[int]:
+    """The msg_id of each event of a JSON frame (a bundle or one event)."""
     value = json.loads(text)
     events = value.get("messages", [value])
     return [
-        (int(common["msg_id"]), int(common["create_time"]))
+        int(common["msg_id"])
         for e in events
         if e.get("type") != "roomInfo" and (common := e["data"].get("common"))
     ]
@@ -120,9 +116,7 @@ async def subscriber(url: str, room: str, gate: asyncio.Semaphore, out: dict[str
     try:
         async for message in ws:
             out["last"] = now = time.time()
-            for msg_id, _created in (
-                from_text(message) if isinstance(message, str) else from_frame(message)
-            ):
+            for msg_id in from_text(message) if isinstance(message, str) else from_frame(message):
                 ids.append(msg_id)
                 lat.append((now, msg_id))
     except websockets.ConnectionClosed as exc:
