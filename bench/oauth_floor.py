@@ -115,8 +115,14 @@ async def with_sqlalchemy(request: Request) -> JSONResponse:
         row = await conn.run_sync(lambda c: c.execute(STATEMENT, {"t": token}).first())
     return JSONResponse({"active": True, "value": row[0]})
 """
-FLOORS = {"asgi": "asgi", "fastapi": "fastapi", "psycopg": "psycopg_app"}
-FLOORS["sqlalchemy"] = "sqlalchemy_app"
+# The table's row names, and the app in FLOOR_APPS each one runs.
+FLOORS = {
+    "asgi": "asgi",
+    "fastapi": "fastapi",
+    "psycopg": "psycopg_app",
+    "sqlalchemy": "sqlalchemy_app",
+}
+METRICS = ("rps", "p50", "p99", "cpu_us")
 
 
 def workers_cpu(pid: int) -> float:
@@ -206,8 +212,6 @@ def main() -> None:
         errors = sum(r["errors"] for r in mine)
         print(f"{name:<12}{rps:>9.0f}{p50:>9.1f}{p99:>9.1f}{errors:>8}{cpu:>12.0f}")
 
-
-METRICS = ("rps", "p50", "p99", "cpu_us")
 
 if __name__ == "__main__":
     main()
