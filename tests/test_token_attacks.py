@@ -204,7 +204,11 @@ class Racer:
     def client(self) -> httpx.Client:
         """One keep-alive client per thread, so that a trial's requests leave together."""
         if not hasattr(self.local, "client"):
-            self.local.client = httpx.Client(timeout=60)
+            # uvicorn closes a connection idle for 5 s and httpx reuses one idle up to 5 s by
+            # default: a trial started just then writes into a closing socket (ECONNRESET).
+            # Sign-ins between batches leave the pool idle that long, so expire sooner.
+            limits = httpx.Limits(keepalive_expiry=1)
+            self.local.client = httpx.Client(timeout=60, limits=limits)
             self.clients.append(self.local.client)
         client: httpx.Client = self.local.client
         return client
