@@ -1,23 +1,22 @@
 """The SQLAlchemy engines and session factory.
 
 Most routes run ORM sessions in the threadpool. The OAuth token and introspection endpoints
-run their few Core statements through `Database.hot`: on PostgreSQL on the event loop, with
-psycopg's async driver (SQLAlchemy asyncio), so that a request costs no thread hand-off; on
+run their few Core statements through `Database.hot` on PostgreSQL: on the event loop, on
+psycopg's own async connections (`db/hot.py`), so that a request costs no thread hand-off; on
 SQLite, whose statements are in-process calls, in the threadpool as before.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from anyio import to_thread
-from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, make_url
+from sqlalchemy import Engine, Executable, Row, create_engine, event
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from livegate.db.hot import HotPools
 
 T = TypeVar("T")
 
@@ -69,16 +68,6 @@ def engine_without_ping(url: str, engine: Engine) -> Engine:
     return create_engine(url, future=True, pool_size=10, max_overflow=20)
 
 
-def make_async_engine(url: str, *, autocommit: bool) -> AsyncEngine:
-    """PostgreSQL through psycopg's async driver. No pre-ping (a round trip per checkout):
-    `Database.hot` retries once on a connection the database dropped instead."""
-    async_url = make_url(url).set(drivername="postgresql+psycopg")
-    kwargs: dict[str, Any] = {"pool_size": 16, "max_overflow": 4}
-    if autocommit:
-        kwargs["isolation_level"] = "AUTOCOMMIT"
-    return create_async_engine(async_url, **kwargs)
-
-
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -88,49 +77,13 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         # `run`'s sessions: no pre-ping (it retries instead).
         self.lean = engine_without_ping(url, self.engine)
-        # Made on first use, per event loop: an asyncio connection belongs to its loop, and
-        # one Database may serve apps on several loops (the tests' servers in threads).
-        self._hot: dict[tuple[int, bool], AsyncEngine] = {}
-
-    async def hot(self, fn: Callable[[Connection], T], *, write: bool) -> T:
-        """`fn` on one connection: in a transaction committed when it returns (`write`), or
-        as single autocommitted reads. An exception rolls the transaction back.
-
-        On PostgreSQL `fn` runs on the event loop (AsyncConnection.run_sync: its statements
-        await psycopg's async driver); a connection that died in the pool (a database
-        restart) is dropped and `fn` runs once more on a new one, as a pre-ping would have
-        done. On SQLite it runs in the threadpool on the sync engine.
-        """
-        if self.is_sqlite:
-            return await to_thread.run_sync(self._hot_sqlite, fn, write)
-        key = (id(asyncio.get_running_loop()), write)
-        engine = self._hot.get(key)
-        if engine is None:
-            engine = self._hot[key] = make_async_engine(self.url, autocommit=not write)
-        for attempt in (1, 2):
-            try:
-                async with engine.connect() as conn:
-                    result = await conn.run_sync(fn)
-                    if write:
-                        await conn.commit()
-                    return result
-            except DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _hot_sqlite(self, fn: Callable[[Connection], T], write: bool) -> T:
-        with self.engine.connect() as conn:
-            result = fn(conn)
-            if write:
-                conn.commit()
-            return result
+        # The lean OAuth path's own connections (PostgreSQL only: SQLite's run in a thread).
+        self.hot = None if self.is_sqlite else HotPools(url)
 
     async def aclose(self) -> None:
-        """Close this event loop's async engines (its app is shutting down)."""
-        loop = id(asyncio.get_running_loop())
-        for key in [k for k in self._hot if k[0] == loop]:
-            await self._hot.pop(key).dispose()
+        """Close this event loop's hot pool (its app is shutting down)."""
+        if self.hot is not None:
+            await self.hot.aclose()
 
     def read_first(self, statement: Executable, params: dict[str, Any]) -> Row[Any] | None:
         """The first row of one read-only statement, outside any transaction.

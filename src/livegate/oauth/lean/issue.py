@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from psycopg.types.json import Json
 from sqlalchemy import Connection, Table, bindparam, delete, exists, insert, select, update
 from sqlalchemy.sql.expression import CTE
 
+from livegate.db.hot import HotConnection
 from livegate.db.models import AuditEvent
 from livegate.oauth.lean.reads import ACCESS, CODES, GRANTS, REFRESH, WRAPS
 
@@ -157,10 +159,13 @@ def _parameters(issue: Issue) -> dict[str, Any]:
     return params
 
 
-def issue_postgresql(conn: Connection, issue: Issue) -> bool:
-    """The whole write in one statement; whether the claim succeeded."""
+async def issue_postgresql(conn: HotConnection, issue: Issue) -> None:
+    """The whole write in one statement, sent with the COMMIT: `NotClaimed` after the commit
+    when the claim failed (and the statement changed nothing)."""
     statement = _write(issue.claim[0], len(issue.wraps), issue.spent_digest is not None)
-    return conn.execute(statement, _parameters(issue)).first() is not None
+    params = _parameters(issue)
+    params["audit_detail"] = Json(params["audit_detail"])
+    await conn.claim(statement, params)
 
 
 def issue_sqlite(conn: Connection, issue: Issue) -> bool:
@@ -178,9 +183,3 @@ def issue_sqlite(conn: Connection, issue: Issue) -> bool:
     conn.execute(update(GRANTS).where(GRANTS.c.id == issue.grant_id).values(last_used_at=issue.now))
     conn.execute(insert(AUDIT).values(issue.audit_row()))
     return True
-
-
-def issue(conn: Connection, plan: Issue) -> bool:
-    if conn.dialect.name == "postgresql":
-        return issue_postgresql(conn, plan)
-    return issue_sqlite(conn, plan)

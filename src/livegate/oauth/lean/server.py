@@ -2,6 +2,10 @@
 its grant (locked), client, account and wrapping, before Authlib runs; Authlib validates the
 request on it, and the answer is written in one statement (`issue.py`).
 
+The server itself does no I/O, so that the caller can await its statements on PostgreSQL and
+run them in a thread on SQLite: a client other than the presented token's is asked for
+(`NeedClient`), and the write is returned as a plan (`LeanServer.plan`) for the caller to make.
+
 It answers only what it can answer alone: a success, or introspection's `{"active": false}`.
 Anything else (a refusal, a replayed refresh token or code, a claim lost to a concurrent
 request) raises `Fallback`, the transaction rolls back having changed nothing, and the ORM
@@ -18,7 +22,6 @@ from typing import Any
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, TokenMixin
 from authlib.oauth2.rfc6749.errors import InvalidClientError
-from sqlalchemy import Connection, Row
 from sqlalchemy.orm import Session
 
 from livegate.config import Settings
@@ -28,7 +31,7 @@ from livegate.oauth.client_auth import basic_credentials_readable
 from livegate.oauth.endpoints.introspection import Introspection
 from livegate.oauth.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from livegate.oauth.lean import reads
-from livegate.oauth.lean.issue import Issue, issue
+from livegate.oauth.lean.issue import Issue
 from livegate.oauth.requests import LivegateRequest
 from livegate.oauth.server import LivegateServer
 from livegate.secrets import digest
@@ -39,10 +42,19 @@ class Fallback(Exception):
     """The lean path does not answer this request alone: the ORM path will."""
 
 
+class NeedClient(Exception):
+    """Client authentication names a client that was not read with the presented token: the
+    caller reads it and asks the server again (nothing was done meanwhile)."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(client_id)
+        self.client_id = client_id
+
+
 class LeanToken(TokenMixin):
     """An access or refresh token from `reads`' row (columns t_*, grant_status, c_*...)."""
 
-    def __init__(self, row: Row[Any], kind: str) -> None:
+    def __init__(self, row: Any, kind: str) -> None:
         self.row = row
         self.kind = kind
 
@@ -69,7 +81,7 @@ class LeanToken(TokenMixin):
 
 
 class LeanCode(AuthorizationCodeMixin):
-    def __init__(self, row: Row[Any]) -> None:
+    def __init__(self, row: Any) -> None:
         self.row = row
 
     def get_redirect_uri(self) -> str:
@@ -171,15 +183,16 @@ class LeanServer(LivegateServer):
         self,
         settings: Settings,
         vault: Vault,
-        conn: Connection,
-        presented: Row[Any] | None,
+        presented: Any,
         presented_kind: str,
+        clients: dict[str, reads.ClientView | None],
     ) -> None:
-        # The ORM session is only a safety net on the same connection: no hook uses it.
-        super().__init__(settings, vault, Session(bind=conn))
-        self.conn = conn
+        # No hook uses the ORM session: unbound, any use of it would fail.
+        super().__init__(settings, vault, Session())
         self.presented = presented
         self.presented_kind = presented_kind
+        self.clients = clients  # read so far, by client_id (None: there is no such client)
+        self.plan: Issue | None = None
 
     def query_client(self, client_id: str) -> Client | None:
         if not isinstance(client_id, str) or not client_id:
@@ -188,7 +201,9 @@ class LeanServer(LivegateServer):
         # Usually the presented token's own client: read with it, no second statement.
         if row is not None and row.c_client_id == client_id:
             return Client(reads.ClientView.from_row(row, "c_"))
-        view = reads.find_client(self.conn, client_id)
+        if client_id not in self.clients:
+            raise NeedClient(client_id)
+        view = self.clients[client_id]
         return Client(view) if view else None
 
     def authenticate_client(
@@ -233,8 +248,7 @@ class LeanServer(LivegateServer):
         )
         presented = request.presented_secret
         plan.wraps = self._wrappings(presented, token, access_expires, refresh_expires)
-        if not issue(self.conn, plan):
-            raise Fallback  # claimed by a concurrent request: a replay, decided under the lock
+        self.plan = plan
         token["refresh_expires_in"] = max(0, int((refresh_expires - now).total_seconds()))
 
     def _wrappings(

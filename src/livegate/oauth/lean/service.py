@@ -3,7 +3,9 @@ rest (`TokenService`, in the threadpool): refusals, replays, lost races, other g
 
 A lean request costs, on PostgreSQL: introspection one autocommitted read (two when the
 client is not the token's); a refresh or a code exchange BEGIN, the locked read, the write,
-COMMIT. Its statements await psycopg's async driver on the event loop (`Database.hot`).
+COMMIT. On PostgreSQL its statements are awaited on the event loop (psycopg's own async
+connections, `db/hot.py`); on SQLite, whose statements are in-process calls, the whole request
+runs in the threadpool.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from typing import Any
 
 from anyio import to_thread
 from authlib.oauth2.rfc6749.errors import OAuth2Error
-from sqlalchemy import Connection
+from sqlalchemy import Select, Table
 
+from livegate.db.hot import HotConnection, NotClaimed
 from livegate.errors import LivegateError
 from livegate.oauth.lean import reads
-from livegate.oauth.lean.server import Fallback, LeanServer
+from livegate.oauth.lean.issue import Issue, issue_postgresql, issue_sqlite
+from livegate.oauth.lean.server import Fallback, LeanServer, NeedClient
 from livegate.oauth.requests import LivegateRequest
 from livegate.oauth.service.token import TokenService
 from livegate.secrets import ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOKEN_PREFIX, digest
@@ -49,16 +53,13 @@ class LeanTokens:
         if entry is None or not isinstance(value, str) or not value.startswith(entry[1]):
             return await to_thread.run_sync(self.tokens.token, target, headers, params)
         _, _, read, table, column = entry
-
-        def run(conn: Connection) -> dict[str, Any]:
-            if conn.dialect.name == "sqlite":
-                reads.lock_sqlite(conn, table, column, value)
-            row = conn.execute(read, {"d": digest(value)}).first()
-            return self._answer(conn, request, row, "token")
-
+        lean = _Lean(self.tokens, request, read, value, "token")
         try:
-            return await self.database.hot(run, write=True)
-        except Fallback:
+            if self.database.hot is None:
+                return await to_thread.run_sync(lean.on_sqlite, (table, column))
+            return await self.database.hot.run(lean.on_postgresql, write=True)
+        # NotClaimed: claimed by a concurrent request, a replay decided under the grant's lock.
+        except (Fallback, NotClaimed):
             return await to_thread.run_sync(self.tokens.token, target, headers, params)
 
     async def introspect(
@@ -67,37 +68,87 @@ class LeanTokens:
         request = self.tokens.request("POST", target, headers, params)
         given = request.form.get("token")
         value = given if isinstance(given, str) else ""
+        read: Select[Any] | None
         if value.startswith(ACCESS_TOKEN_PREFIX):
             read, kind = reads.ACCESS_TOKEN, "access_token"
         elif value.startswith(REFRESH_TOKEN_PREFIX):
             read, kind = reads.REFRESH_TOKEN, "refresh_token"
         else:
             read, kind = None, ""
-
-        def run(conn: Connection) -> dict[str, Any]:
-            row = conn.execute(read, {"d": digest(value)}).first() if read is not None else None
-            return self._answer(conn, request, row, "introspection", kind)
-
+        lean = _Lean(self.tokens, request, read, value, "introspection", kind)
         try:
-            return await self.database.hot(run, write=False)
+            if self.database.hot is None:
+                return await to_thread.run_sync(lean.on_sqlite, None)
+            return await self.database.hot.run(lean.on_postgresql, write=False)
         except Fallback:
             return await to_thread.run_sync(self.tokens.introspect, target, headers, params)
 
-    def _answer(
+
+class _Lean:
+    """One lean request: the presented secret's read, Authlib's answer on it (with any other
+    client it names, read when it asks), and the write that answer plans."""
+
+    def __init__(
         self,
-        conn: Connection,
+        tokens: TokenService,
         request: LivegateRequest,
-        row: Any,
+        read: Select[Any] | None,
+        value: str,
         endpoint: str,
         kind: str = "",
-    ) -> dict[str, Any]:
-        server = LeanServer(self.tokens.settings, self.tokens.vault, conn, row, kind)
+    ) -> None:
+        self.tokens = tokens
+        self.request = request
+        self.read = read
+        self.value = value
+        self.endpoint = endpoint
+        self.kind = kind
+        self.clients: dict[str, reads.ClientView | None] = {}
+
+    async def on_postgresql(self, conn: HotConnection) -> dict[str, Any]:
+        row = None
+        if self.read is not None:
+            row = await conn.first(self.read, {"d": digest(self.value)})
+        while True:
+            try:
+                body, plan = self.answer(row)
+                break
+            except NeedClient as need:
+                self.clients[need.client_id] = await reads.find_client_hot(conn, need.client_id)
+        if plan is not None:
+            await issue_postgresql(conn, plan)
+        return body
+
+    def on_sqlite(self, lock: tuple[Table, str] | None) -> dict[str, Any]:
+        """The same on SQLite, in a worker thread; `lock`: the table and digest column whose
+        row's grant the request changes (the token endpoint)."""
+        with self.tokens.database.engine.connect() as conn:
+            if lock is not None:
+                reads.lock_sqlite(conn, *lock, self.value)
+            row = None
+            if self.read is not None:
+                row = conn.execute(self.read, {"d": digest(self.value)}).first()
+            while True:
+                try:
+                    body, plan = self.answer(row)
+                    break
+                except NeedClient as need:
+                    self.clients[need.client_id] = reads.find_client(conn, need.client_id)
+            if plan is not None and not issue_sqlite(conn, plan):
+                raise Fallback  # claimed by a concurrent request: a replay
+            conn.commit()
+            return body
+
+    def answer(self, row: Any) -> tuple[dict[str, Any], Issue | None]:
+        """Authlib's answer on the rows read so far, and the write it needs (None: none)."""
+        tokens = self.tokens
+        server = LeanServer(tokens.settings, tokens.vault, row, self.kind, self.clients)
         try:
-            if endpoint == "token":
-                answer = server.create_token_response(request)
+            if self.endpoint == "token":
+                answer = server.create_token_response(self.request)
             else:
-                answer = server.create_endpoint_response("introspection", request)
+                answer = server.create_endpoint_response("introspection", self.request)
         except (OAuth2Error, LivegateError, ValueError):
             raise Fallback from None
         body: dict[str, Any] = answer.body
-        return body
+        return body, server.plan
