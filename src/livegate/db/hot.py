@@ -47,18 +47,12 @@ def conninfo(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class NotClaimed(Exception):
-    """A `claim` statement returned no row: the transaction committed having changed nothing
-    (every one of its changes depends on its claim)."""
-
-
 class HotConnection:
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self.conn = conn
         # Whether the database has answered on this connection: before that, a failure is a
         # connection that died in the pool, and nothing was done on it.
         self.answered = False
-        self.claims: list[psycopg.AsyncCursor[Any]] = []
 
     async def first(self, statement: ClauseElement, params: dict[str, Any]) -> Any:
         """The first row of `statement`, or None."""
@@ -66,11 +60,6 @@ class HotConnection:
         row = await cursor.fetchone()
         self.answered = True
         return row
-
-    async def claim(self, statement: ClauseElement, params: dict[str, Any]) -> None:
-        """Send `statement`, a write that returns a row when it made its changes and none when
-        it made none, with the COMMIT: its row is looked at after the commit (`NotClaimed`)."""
-        self.claims.append(await self.conn.execute(sql_of(statement), params))
 
 
 class HotPools:
@@ -106,9 +95,11 @@ class HotPools:
         """`fn` on one connection: in a transaction committed when it returns (`write`), or
         as autocommitted statements. An exception rolls the transaction back.
 
-        A transaction runs in psycopg's pipeline mode: BEGIN leaves with the first statement
-        and COMMIT with the claim (`HotConnection.claim`), so that a read and a write cost two
-        round trips, not four.
+        Not in psycopg's pipeline mode, which would send BEGIN with the first statement and
+        COMMIT with the last (two round trips of a refresh's four): waiting on a pipeline's
+        results, psycopg 3.3 polls the socket for writing as well, which is always ready, so
+        the wait spins on the event loop; by measurement that cost more than the round trips
+        (docs/benchmarks.md).
 
         No check when a connection leaves the pool (a round trip each time): one that died
         there (a database restart) fails before the database answered anything on it; then
@@ -122,13 +113,8 @@ class HotPools:
                 try:
                     if not write:
                         return await fn(conn)
-                    async with raw.pipeline():
-                        async with raw.transaction():
-                            result = await fn(conn)
-                        for cursor in conn.claims:
-                            if await cursor.fetchone() is None:
-                                raise NotClaimed
-                    return result
+                    async with raw.transaction():
+                        return await fn(conn)
                 except psycopg.OperationalError:
                     if attempt == 2 or conn.answered or not raw.broken:
                         raise

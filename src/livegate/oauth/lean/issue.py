@@ -159,13 +159,12 @@ def _parameters(issue: Issue) -> dict[str, Any]:
     return params
 
 
-async def issue_postgresql(conn: HotConnection, issue: Issue) -> None:
-    """The whole write in one statement, sent with the COMMIT: `NotClaimed` after the commit
-    when the claim failed (and the statement changed nothing)."""
+async def issue_postgresql(conn: HotConnection, issue: Issue) -> bool:
+    """The whole write in one statement; whether the claim succeeded."""
     statement = _write(issue.claim[0], len(issue.wraps), issue.spent_digest is not None)
     params = _parameters(issue)
     params["audit_detail"] = Json(params["audit_detail"])
-    await conn.claim(statement, params)
+    return await conn.first(statement, params) is not None
 
 
 def issue_sqlite(conn: Connection, issue: Issue) -> bool:

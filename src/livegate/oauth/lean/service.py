@@ -16,7 +16,7 @@ from anyio import to_thread
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from sqlalchemy import Select, Table
 
-from livegate.db.hot import HotConnection, NotClaimed
+from livegate.db.hot import HotConnection
 from livegate.errors import LivegateError
 from livegate.oauth.lean import reads
 from livegate.oauth.lean.issue import Issue, issue_postgresql, issue_sqlite
@@ -58,8 +58,7 @@ class LeanTokens:
             if self.database.hot is None:
                 return await to_thread.run_sync(lean.on_sqlite, (table, column))
             return await self.database.hot.run(lean.on_postgresql, write=True)
-        # NotClaimed: claimed by a concurrent request, a replay decided under the grant's lock.
-        except (Fallback, NotClaimed):
+        except Fallback:
             return await to_thread.run_sync(self.tokens.token, target, headers, params)
 
     async def introspect(
@@ -115,8 +114,8 @@ class _Lean:
                 break
             except NeedClient as need:
                 self.clients[need.client_id] = await reads.find_client_hot(conn, need.client_id)
-        if plan is not None:
-            await issue_postgresql(conn, plan)
+        if plan is not None and not await issue_postgresql(conn, plan):
+            raise Fallback  # claimed by a concurrent request: a replay, decided under the lock
         return body
 
     def on_sqlite(self, lock: tuple[Table, str] | None) -> dict[str, Any]:
@@ -135,7 +134,7 @@ class _Lean:
                 except NeedClient as need:
                     self.clients[need.client_id] = reads.find_client(conn, need.client_id)
             if plan is not None and not issue_sqlite(conn, plan):
-                raise Fallback  # claimed by a concurrent request: a replay
+                raise Fallback
             conn.commit()
             return body
 
