@@ -10,7 +10,7 @@ alternating over the rounds:
 - `psycopg`: the same, plus one autocommitted SELECT through psycopg's async connection
   (one connection per concurrent request, opened once per worker);
 - `sqlalchemy`: the same SELECT through SQLAlchemy's asyncio engine (pooled, autocommit),
-  as `Database.hot` runs it;
+  as `Database.hot` ran it until `af11d74` (now psycopg_pool: `db/hot.py`);
 - `livegate`: `livegate serve --workers 2` on PostgreSQL, introspecting real access tokens.
 
 For each: requests/s, p50/p99 and the workers' CPU (user + system, from /proc) per request.
