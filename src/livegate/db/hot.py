@@ -91,15 +91,8 @@ class HotPools:
         await pool.open()  # no-op once open; every caller waits for the first opening
         return pool
 
-    async def run(self, fn: Callable[[HotConnection], Awaitable[T]], *, write: bool) -> T:
-        """`fn` on one connection: in a transaction committed when it returns (`write`), or
-        as autocommitted statements. An exception rolls the transaction back.
-
-        Not in psycopg's pipeline mode, which would send BEGIN with the first statement and
-        COMMIT with the last (two round trips of a refresh's four): waiting on a pipeline's
-        results, psycopg 3.3 polls the socket for writing as well, which is always ready, so
-        the wait spins on the event loop; by measurement that cost more than the round trips
-        (docs/benchmarks.md).
+    async def run(self, fn: Callable[[HotConnection], Awaitable[T]]) -> T:
+        """`fn` on one connection, each of its statements committed by itself (autocommit).
 
         No check when a connection leaves the pool (a round trip each time): one that died
         there (a database restart) fails before the database answered anything on it; then
@@ -111,10 +104,7 @@ class HotPools:
             async with pool.connection() as raw:
                 conn = HotConnection(raw)
                 try:
-                    if not write:
-                        return await fn(conn)
-                    async with raw.transaction():
-                        return await fn(conn)
+                    return await fn(conn)
                 except psycopg.OperationalError:
                     if attempt == 2 or conn.answered or not raw.broken:
                         raise

@@ -77,19 +77,21 @@ class Issue:
         return dict(zip(AUDIT_COLUMNS, values, strict=True))
 
 
-def _claim(kind: str) -> Any:
-    """Marks the presented refresh token rotated, or the code used, if nobody has."""
+def _claim(kind: str, locked: CTE | None = None) -> Any:
+    """Marks the presented refresh token rotated, or the code used, if nobody has (and, with
+    `locked`, only once the grant's row is locked and the grant still active)."""
+    after = [exists(select(locked.c.id))] if locked is not None else []
     if kind == "refresh":
         return (
             update(REFRESH)
             .where(REFRESH.c.id == bindparam("claim_id"), REFRESH.c.rotated_at.is_(None))
-            .where(REFRESH.c.revoked_at.is_(None))
+            .where(REFRESH.c.revoked_at.is_(None), *after)
             .values(rotated_at=bindparam("now", type_=REFRESH.c.rotated_at.type))
             .returning(REFRESH.c.id)
         )
     return (
         update(CODES)
-        .where(CODES.c.id == bindparam("claim_id"), CODES.c.used_at.is_(None))
+        .where(CODES.c.id == bindparam("claim_id"), CODES.c.used_at.is_(None), *after)
         .values(
             used_at=bindparam("now", type_=CODES.c.used_at.type),
             family_id=bindparam("claim_family", type_=CODES.c.family_id.type),
@@ -108,8 +110,23 @@ def _insert_from(table: Table, prefix: str, names: list[str], source: CTE, extra
 @cache
 def _write(kind: str, wraps: int, spent: bool) -> Any:
     """The whole write as one statement with bound parameters (`_parameters`), built once per
-    shape: building a statement this size costs more than executing it."""
-    claimed = _claim(kind).cte("claimed")
+    shape: building a statement this size costs more than executing it.
+
+    Its first step locks the grant's row (`FOR UPDATE`, as `tokens.lock_grant` does for the
+    ORM path: every change to a grant's token family is made under that lock, grant first,
+    then tokens) and checks that the grant is still active; the claim waits for it (it reads
+    `locked`), and everything else waits for the claim. So the statement stands alone, in
+    autocommit: the read before it took no lock, and whatever that read saw that a concurrent
+    request can change (the token rotated or revoked, the code used, the grant ended) is
+    checked again here, on the rows' latest versions.
+    """
+    locked = (
+        select(GRANTS.c.id)
+        .where(GRANTS.c.id == bindparam("used_grant"), GRANTS.c.status == bindparam("active"))
+        .with_for_update()
+        .cte("locked")
+    )
+    claimed = _claim(kind, locked).cte("claimed")
     new_refresh = (
         _insert_from(REFRESH, "refresh", list(TOKEN_COLUMNS), claimed)
         .returning(REFRESH.c.id)
@@ -121,7 +138,7 @@ def _write(kind: str, wraps: int, spent: bool) -> Any:
         .returning(ACCESS.c.id)
         .cte("new_access")
     )
-    ctes: list[CTE] = [claimed, new_refresh, new_access]
+    ctes: list[CTE] = [locked, claimed, new_refresh, new_access]
     for n in range(wraps):
         ctes.append(_insert_from(WRAPS, f"wrap{n}", list(_WRAP_COLUMNS), claimed).cte(f"wrap_{n}"))
     if spent:
@@ -146,7 +163,7 @@ def _claim_parameters(issue: Issue) -> dict[str, Any]:
 
 
 def _parameters(issue: Issue) -> dict[str, Any]:
-    params = _claim_parameters(issue) | {"used_grant": issue.grant_id}
+    params = _claim_parameters(issue) | {"used_grant": issue.grant_id, "active": "active"}
     for prefix, row in (
         ("refresh", issue.refresh_row()),
         ("access", issue.access_row()),

@@ -1,10 +1,10 @@
 """The one read behind each lean OAuth request: the presented code or token with its grant,
 the client it was issued to, the user's account and the wrapping of the session's data key.
 
-On PostgreSQL the token endpoint's reads lock the grant's row (`FOR UPDATE OF grants`), as
-`tokens.lock_grant` does for the ORM path: every change to a grant's token family is made
-under that lock. On SQLite, which has no row locks, a write that changes nothing takes the
-database's write lock first (`lock_sqlite`).
+On PostgreSQL no read takes a lock: the token endpoint's write locks the grant's row itself and
+checks again what a concurrent request could have changed since the read (`issue._write`). On
+SQLite, which has no row locks, a write that changes nothing takes the database's write lock
+before the read (`lock_sqlite`), and the read and the writes share its transaction.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class ClientView:
         return cls(**{name: getattr(row, prefix + name) for name in _CLIENT_COLUMNS})
 
 
-def _presented(table: Table, digest_column: str, *, wrap: bool, lock: bool) -> Select[Any]:
+def _presented(table: Table, digest_column: str, *, wrap: bool) -> Select[Any]:
     columns: list[Any] = [c.label(f"t_{c.name}") for c in table.c]
     columns += [GRANTS.c.status.label("grant_status"), GRANTS.c.expires_at.label("grant_expires")]
     columns += [CLIENTS.c[name].label(f"c_{name}") for name in _CLIENT_COLUMNS]
@@ -78,18 +78,15 @@ def _presented(table: Table, digest_column: str, *, wrap: bool, lock: bool) -> S
     if wrap:
         columns += [WRAPS.c[name].label(f"w_{name}") for name in _WRAP_COLUMNS]
         joined = joined.outerjoin(WRAPS, WRAPS.c.secret_digest == table.c[digest_column])
-    statement = select(*columns).select_from(joined).where(table.c[digest_column] == bindparam("d"))
-    if lock:
-        statement = statement.with_for_update(of=GRANTS)
-    return statement
+    return select(*columns).select_from(joined).where(table.c[digest_column] == bindparam("d"))
 
 
-# Introspection: either kind of token, no lock, no wrapping.
-ACCESS_TOKEN = _presented(ACCESS, "token_digest", wrap=False, lock=False)
-REFRESH_TOKEN = _presented(REFRESH, "token_digest", wrap=False, lock=False)
-# The token endpoint: the presented refresh token or code, under the grant's lock.
-REFRESH_GRANT = _presented(REFRESH, "token_digest", wrap=True, lock=True)
-CODE_GRANT = _presented(CODES, "code_digest", wrap=True, lock=True)
+# Introspection: either kind of token, no wrapping.
+ACCESS_TOKEN = _presented(ACCESS, "token_digest", wrap=False)
+REFRESH_TOKEN = _presented(REFRESH, "token_digest", wrap=False)
+# The token endpoint: the presented refresh token or code, with the wrapping it opens.
+REFRESH_GRANT = _presented(REFRESH, "token_digest", wrap=True)
+CODE_GRANT = _presented(CODES, "code_digest", wrap=True)
 
 CLIENT = select(*(CLIENTS.c[name] for name in _CLIENT_COLUMNS)).where(
     CLIENTS.c.client_id == bindparam("client_id")

@@ -1,5 +1,5 @@
 """Authlib's server on the lean path's rows: the presented code or token is read once, with
-its grant (locked), client, account and wrapping, before Authlib runs; Authlib validates the
+its grant, client, account and wrapping, before Authlib runs; Authlib validates the
 request on it, and the answer is written in one statement (`issue.py`).
 
 The server itself does no I/O, so that the caller can await its statements on PostgreSQL and
@@ -8,9 +8,8 @@ run them in a thread on SQLite: a client other than the presented token's is ask
 
 It answers only what it can answer alone: a success, or introspection's `{"active": false}`.
 Anything else (a refusal, a replayed refresh token or code, a claim lost to a concurrent
-request) raises `Fallback`, the transaction rolls back having changed nothing, and the ORM
-path (`oauth/server.py`) decides it again under the same lock, with every word and
-revocation it has always had.
+request) raises `Fallback` having changed nothing, and the ORM path (`oauth/server.py`)
+decides it again under the grant's lock, with every word and revocation it has always had.
 """
 
 from __future__ import annotations

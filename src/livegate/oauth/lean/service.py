@@ -2,10 +2,11 @@
 rest (`TokenService`, in the threadpool): refusals, replays, lost races, other grant types.
 
 A lean request costs, on PostgreSQL: introspection one autocommitted read (two when the
-client is not the token's); a refresh or a code exchange BEGIN, the locked read, the write,
-COMMIT. On PostgreSQL its statements are awaited on the event loop (psycopg's own async
-connections, `db/hot.py`); on SQLite, whose statements are in-process calls, the whole request
-runs in the threadpool.
+client is not the token's); a refresh or a code exchange the read and the write, each
+autocommitted (the write locks the grant and checks again what the read decided on). On
+PostgreSQL its statements are awaited on the event loop (psycopg's own async connections,
+`db/hot.py`); on SQLite, whose statements are in-process calls, the whole request runs in
+the threadpool, in one transaction.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class LeanTokens:
         try:
             if self.database.hot is None:
                 return await to_thread.run_sync(lean.on_sqlite, (table, column))
-            return await self.database.hot.run(lean.on_postgresql, write=True)
+            return await self.database.hot.run(lean.on_postgresql)
         except Fallback:
             return await to_thread.run_sync(self.tokens.token, target, headers, params)
 
@@ -78,7 +79,7 @@ class LeanTokens:
         try:
             if self.database.hot is None:
                 return await to_thread.run_sync(lean.on_sqlite, None)
-            return await self.database.hot.run(lean.on_postgresql, write=False)
+            return await self.database.hot.run(lean.on_postgresql)
         except Fallback:
             return await to_thread.run_sync(self.tokens.introspect, target, headers, params)
 
