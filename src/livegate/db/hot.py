@@ -88,7 +88,8 @@ class HotPools:
                 },
                 open=False,
             )
-        await pool.open()  # no-op once open; every caller waits for the first opening
+        if pool.closed:  # until the first opening is done, every caller waits for it
+            await pool.open()
         return pool
 
     async def run(self, fn: Callable[[HotConnection], Awaitable[T]]) -> T:

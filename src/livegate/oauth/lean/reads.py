@@ -102,14 +102,10 @@ def lock_sqlite(conn: Connection, table: Table, digest_column: str, value: str) 
 
 
 def find_client(conn: Connection, client_id: str) -> ClientView | None:
-    if "\x00" in client_id:  # PostgreSQL text refuses it
-        return None
     row = conn.execute(CLIENT, {"client_id": client_id}).first()
     return ClientView.from_row(row) if row is not None else None
 
 
 async def find_client_hot(conn: HotConnection, client_id: str) -> ClientView | None:
-    if "\x00" in client_id:
-        return None
     row = await conn.first(CLIENT, {"client_id": client_id})
     return ClientView.from_row(row) if row is not None else None

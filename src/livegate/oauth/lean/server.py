@@ -200,6 +200,8 @@ class LeanServer(LivegateServer):
         # Usually the presented token's own client: read with it, no second statement.
         if row is not None and row.c_client_id == client_id:
             return Client(reads.ClientView.from_row(row, "c_"))
+        if "\x00" in client_id:  # no client has one, and PostgreSQL text refuses it
+            return None
         if client_id not in self.clients:
             raise NeedClient(client_id)
         view = self.clients[client_id]
