@@ -1,4 +1,4 @@
-"""events/schema.py: the upb decode gives, for every message, exactly the dict (and JSON text)
+"""tiktok/schema.py: the upb decode gives, for every message, exactly the dict (and JSON text)
 betterproto2's `to_dict(casing=SNAKE)` gave: the simulator's messages, messages of every kind
 TikTokLive knows with every field set, and the wire's corner cases (float bits, -0.0, map
 order and duplicate keys, unknown fields and enum values, packed and unpacked lists)."""
@@ -16,10 +16,10 @@ import pytest
 from TikTokLive.proto import BaseProtoMessage
 
 from livegate.events.batch import PROTO_CLASSES, decode, dumps
-from livegate.events.schema import classes_by_field
 from livegate.simulator import messages
 from livegate.simulator.rooms import Comment, Room
 from livegate.simulator.state import Account
+from livegate.tiktok.schema import classes_by_field
 
 
 def _build_validators() -> None:
@@ -41,7 +41,7 @@ _build_validators()
 
 
 def reference(message: BaseProtoMessage) -> dict[str, Any] | None:
-    """The decode events/schema.py replaced: the proto classes' own parser and to_dict."""
+    """The decode tiktok/schema.py replaced: the proto classes' own parser and to_dict."""
     cls = PROTO_CLASSES.get(message.method)
     if cls is None:
         return None
@@ -363,7 +363,7 @@ def test_a_payload_upb_cannot_parse_decodes_to_none(payload: bytes) -> None:
 
 
 # Payloads no encoder of the schema writes, where upb follows protobuf's rules and betterproto2
-# did not (events/schema.py's docstring): the new decode's answer, pinned.
+# did not (tiktok/schema.py's docstring): the new decode's answer, pinned.
 SPEC_READINGS: dict[str, tuple[bytes, dict[str, Any]]] = {
     "a message field twice is merged": (
         ld(2, vi(1, 5)) + ld(2, ld(3, b"nick")),

@@ -1,7 +1,7 @@
 """One delivery of a room's events to its subscribers, encoded once for all of them: as a
 `WebcastPushFrame` (what the SDK's `deserializeWebSocketMessage` decodes), or as decoded events
 `{type, data}` with the proto classes' field names: what their `to_dict(casing=SNAKE)` gives,
-decoded by upb with a schema built from them (events/schema.py)."""
+decoded by upb with a schema built from them (tiktok/schema.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from typing import Any
 
 import betterproto2
 import TikTokLive.proto as proto
-from TikTokLive.proto import BaseProtoMessage, ProtoMessageFetchResult, WebcastPushFrame
 
-from livegate.events.schema import Schema
+from livegate.tiktok import frames
+from livegate.tiktok.frames import PushMessage
+from livegate.tiktok.schema import Schema
 
 
 def _proto_classes() -> dict[str, type[betterproto2.Message]]:
@@ -34,7 +35,7 @@ PROTO_CLASSES = _proto_classes()
 SCHEMA = Schema(PROTO_CLASSES.values())
 
 
-def decode(message: BaseProtoMessage) -> dict[str, Any] | None:
+def decode(message: PushMessage) -> dict[str, Any] | None:
     """`{type, data}` for a message whose type the proto classes know; None otherwise (the
     SDK skips those too)."""
     cls = PROTO_CLASSES.get(message.method)
@@ -55,7 +56,7 @@ DECODED_KEPT = 512
 _decoded: OrderedDict[tuple[str, bytes], dict[str, Any] | None] = OrderedDict()
 
 
-def decode_once(message: BaseProtoMessage) -> dict[str, Any] | None:
+def decode_once(message: PushMessage) -> dict[str, Any] | None:
     """`decode(message)`, shared with every other batch of this process that carries the same
     message (same method and bytes); the result is shared, so it is never changed."""
     key = (message.method, message.payload)
@@ -74,7 +75,7 @@ def dumps(value: Any) -> str:
 @dataclass(eq=False)
 class EventBatch:
     seq: int  # the upstream's number of the first message (they count up by one)
-    messages: list[BaseProtoMessage]
+    messages: list[PushMessage]
     cursor: str
     internal_ext: str
     # TikTok's own encoding of a fetch result holding exactly these messages, when there is one
@@ -90,24 +91,10 @@ class EventBatch:
         if self._frame is None:
             result = self.result
             if result is None:
-                result = bytes(
-                    ProtoMessageFetchResult(
-                        messages=self.messages,
-                        cursor=self.cursor,
-                        internal_ext=self.internal_ext,
-                        now=self.at_ms,
-                        fetch_interval=1000,
-                    )
+                result = frames.fetch_result(
+                    self.messages, self.cursor, self.internal_ext, self.at_ms
                 )
-            self._frame = bytes(
-                WebcastPushFrame(
-                    seq_id=self.seq,
-                    log_id=secrets.randbits(62),
-                    payload_encoding="pb",
-                    payload_type="msg",
-                    payload=result,
-                )
-            )
+            self._frame = frames.msg_frame(self.seq, secrets.randbits(62), result)
         return self._frame
 
     def events(self) -> list[dict[str, Any]]:

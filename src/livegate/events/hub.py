@@ -20,8 +20,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
-from TikTokLive.proto import BaseProtoMessage
-
 from livegate.events.batch import EventBatch
 from livegate.events.codes import CloseCode, Closing
 from livegate.events.shared import Inbox, cancel_all, join_when_ready
@@ -35,6 +33,7 @@ from livegate.tiktok.errors import (
     UserNotFound,
     UserOffline,
 )
+from livegate.tiktok.frames import PushMessage
 from livegate.tiktok.room_stream import Batch, RoomStream
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,7 @@ class Upstream:
         self.load_info = room_info
         self.room_info: dict[str, Any] = {}
         self.subscribers: set[Subscription] = set()
-        self.recent: deque[BaseProtoMessage] = deque(maxlen=RECENT)
+        self.recent: deque[PushMessage] = deque(maxlen=RECENT)
         self.next_seq = 1
         self.ready = asyncio.Event()
         self.failure: Closing | None = None

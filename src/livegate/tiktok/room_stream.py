@@ -17,9 +17,9 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode
 
-from TikTokLive.proto import BaseProtoMessage, ProtoMessageFetchResult
 from websockets.exceptions import ConnectionClosed
 
 from livegate.tiktok import frames
@@ -77,7 +77,7 @@ _PUSH_CONSTANTS = {
 class Batch:
     """What one fetch result or push frame brought that the reader has not seen yet."""
 
-    messages: list[BaseProtoMessage]
+    messages: list[frames.PushMessage]
     cursor: str
     internal_ext: str
     ended: bool = False  # TikTok said "live end": nothing follows
@@ -148,24 +148,25 @@ class RoomStream:
             client_enter=first,
         )
         try:
-            result = ProtoMessageFetchResult().parse(fetched.body)
-        except Exception as exc:  # betterproto raises whatever its parser hits
+            result = frames.FetchResult.FromString(fetched.body)
+        except frames.UPB_ERRORS as exc:
             raise UpstreamError(f"im/fetch: undecodable result ({type(exc).__name__})") from None
         self._visitor.update(
             {k: v for k, v in fetched.set_cookies.items() if k not in IDENTITY_COOKIE_NAMES}
         )
         if result.push_server:
             self._push_server = result.push_server
-            self._route_params = dict(result.route_params)
+            self._route_params = frames.route_params(result)
             self._fresh = True
         if result.heartbeat_duration:
             self._heartbeat = max(1.0, result.heartbeat_duration / 1000)
         return self._batch(result)
 
-    def _batch(self, result: ProtoMessageFetchResult, payload: bytes | None = None) -> Batch:
+    def _batch(self, result: Any, payload: bytes | None = None) -> Batch:
+        """`result` (a frames.FetchResult) less the messages seen already."""
         self.cursor = result.cursor or self.cursor
         self.internal_ext = result.internal_ext or self.internal_ext
-        new: list[BaseProtoMessage] = []
+        new: list[frames.PushMessage] = []
         ended = False
         for message in result.messages:
             if message.msg_id and not self._seen.add(message.msg_id):
