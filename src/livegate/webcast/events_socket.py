@@ -276,11 +276,14 @@ class _Pump:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + inactive
         while True:
-            wait = deadline - loop.time()
+            wake = deadline
             if self.presence is not None:
-                wait = min(wait, PRESENCE_TICK)
+                wake = min(wake, loop.time() + PRESENCE_TICK)
             try:
-                item = await asyncio.wait_for(self.sub.next(), timeout=max(wait, 0))
+                # Not wait_for: it runs the wait in a task of its own, one more task per
+                # subscriber per event (docs/benchmarks.md, "Managed event stream").
+                async with asyncio.timeout_at(wake):
+                    item = await self.sub.next()
             except TimeoutError:
                 if loop.time() >= deadline:
                     raise Closing(CloseCode.NO_MESSAGES_TIMEOUT) from None
