@@ -70,11 +70,15 @@ BOB = Account(uid="6800000000000000003", unique_id="bob", nickname="Bob", sec_ui
 
 def simulator_messages() -> list[BaseProtoMessage]:
     t = 1_733_000_000_000
+    # The simulator's own (upb) BaseProtoMessage, read back as the gateway receives it.
     out = [
-        messages.chat_message(
-            ROOM, Comment(1, 9001, ALICE.uid, "alice", "Alice ☀", "MS4x", 'hi 👋 "x"', t)
-        ),
-        messages.end_message(ROOM, 9002),
+        BaseProtoMessage().parse(m.SerializeToString())
+        for m in (
+            messages.chat_message(
+                ROOM, Comment(1, 9001, ALICE.uid, "alice", "Alice ☀", "MS4x", 'hi 👋 "x"', t)
+            ),
+            messages.end_message(ROOM, 9002),
+        )
     ]
     built: list[tuple[str, bytes]] = []
     for spec in messages.GIFTS:

@@ -21,9 +21,8 @@ from fastapi import APIRouter
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.websockets import WebSocket
-from TikTokLive.proto import HeartBeatMessage, WebcastImEnterRoomMessage, WebcastPushFrame
 
-from livegate.simulator import messages
+from livegate.simulator import messages, wire
 from livegate.simulator.rooms import (
     END,
     ENDED,
@@ -123,7 +122,7 @@ async def _dropper(ws: WebSocket, conn: Connection) -> None:
 def _frame_entry(data: bytes) -> dict[str, Any]:
     """What the log says of one frame from the client: im_enter_room, hb, ack or garbage."""
     try:
-        frame = WebcastPushFrame().parse(data)
+        frame = wire.WebcastPushFrame.FromString(data)
     except Exception:
         return {"type": "garbage", "length": len(data)}
     entry: dict[str, Any] = {
@@ -133,10 +132,10 @@ def _frame_entry(data: bytes) -> dict[str, Any]:
     }
     try:
         if frame.payload_type == "hb":
-            beat = HeartBeatMessage().parse(frame.payload)
+            beat = wire.HeartBeatMessage.FromString(frame.payload)
             entry["send_packet_seq_id"] = beat.send_packet_seq_id
         elif frame.payload_type == "im_enter_room":
-            enter = WebcastImEnterRoomMessage().parse(frame.payload)
+            enter = wire.WebcastImEnterRoomMessage.FromString(frame.payload)
             entry.update({"room_id": str(enter.room_id), "identity": enter.identity})
         elif frame.payload_type == "ack":
             entry["payload"] = frame.payload.decode("utf-8", errors="replace")

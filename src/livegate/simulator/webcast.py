@@ -2,7 +2,7 @@
 www.tiktok.com (api-live/user/room, the live page).
 
 Shapes follow what TikTok sends (see shared/reference/tiktok-protocol.md §3); protobuf is built
-with TikTokLive's own proto classes (messages.py). Choices where TikTok's answer is not
+with the simulator's own schema (messages.py, wire.py). Choices where TikTok's answer is not
 publicly documented:
 
 - unknown room (im/fetch, room/info):  `{"data":{"message":"room not found","prompts":...},
@@ -215,7 +215,7 @@ async def im_fetch(request: Request) -> Response:
         wrss=ticket.wrss,
         is_first=not cursor,
     )
-    response = Response(bytes(result), media_type="application/protobuf")
+    response = Response(result.SerializeToString(), media_type="application/protobuf")
     _set_tt_cookies(response, request)
     return response
 
