@@ -44,8 +44,9 @@ GIFTS = (
 # A sender's User and a gift's Gift never change: made once, copied into each message.
 @lru_cache(maxsize=4096)
 def _user(uid: str, nickname: str, unique_id: str, sec_uid: str, avatar: bool) -> Proto:
-    user = wire.User(id=int(uid), id_str=uid, nickname=nickname, display_id=unique_id)
-    user.sec_uid = sec_uid
+    user = wire.User(
+        id=int(uid), id_str=uid, nickname=nickname, display_id=unique_id, sec_uid=sec_uid
+    )
     if avatar:
         image = f"https://p16-sign.tiktokcdn.com/avatar/{uid}~100x100.webp"
         user.avatar_thumb.url_list.append(image)
@@ -85,7 +86,8 @@ def _common(
     pattern: str = "",
     *,
     shown: bool = True,
-) -> Proto:
+) -> None:
+    """Fill in `msg.common`; a message's method is its type's name."""
     common = msg.common
     common.method = msg.DESCRIPTOR.name
     common.msg_id = msg_id
@@ -95,7 +97,6 @@ def _common(
     if key:
         common.display_text.key = key
         common.display_text.default_pattern = pattern
-    return msg
 
 
 def gift_message(
