@@ -6,6 +6,7 @@ an age-restricted room with a user's token and not anonymously; revocation close
 from __future__ import annotations
 
 import secrets
+import time
 
 import httpx
 import pytest
@@ -320,3 +321,38 @@ def test_synthetic_presence_announces_a_new_user_before_their_first_event(
     record = events[0]["data"]
     assert record["user"]["uniqueId"] == fan
     assert record["firstSeen"] == record["lastSeen"] > 0
+
+
+def test_a_quiet_stream_closes_with_4006_and_a_busy_one_stays_open(
+    gateway: ServerThread, sim: ServerThread, api_key: str
+) -> None:
+    quiet, busy = uname("eq"), uname("eb")
+    new_room(sim.url, quiet)
+    busy_room = new_room(sim.url, busy)
+    inactive = {"features.closeInactiveWebSocketAfter": "30", "format": "json"}
+    with (
+        open_events(gateway.url, uniqueId=quiet, apiKey=api_key, **inactive) as idle,
+        open_events(gateway.url, uniqueId=busy, apiKey=api_key, **inactive) as live,
+    ):
+        first_json(idle)
+        first_json(live)
+        sent = 0
+        code = None
+        deadline = time.monotonic() + 60
+        # The busy room gets a chat every 2 s, read as it comes, until the quiet one closes.
+        while code is None:
+            assert time.monotonic() < deadline, "the quiet stream stayed open"
+            sent += 1
+            add_comment(sim.url, busy_room, uname("fan"), f"chat {sent}")
+            assert chat_texts(json_events(live, 1)) == [f"chat {sent}"]
+            try:
+                idle.recv(timeout=2)
+            except TimeoutError:
+                continue
+            except ConnectionClosed as exc:
+                assert exc.rcvd is not None
+                code = exc.rcvd.code
+        assert code == 4006
+        assert sent >= 10  # 30 s of chats went by
+        add_comment(sim.url, busy_room, uname("fan"), "still here")
+        assert chat_texts(json_events(live, 1)) == ["still here"]

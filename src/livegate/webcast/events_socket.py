@@ -272,28 +272,30 @@ class _Pump:
         raise Closing(CloseCode.INVALID_AUTH, "the authorization is no longer active")
 
     async def _deliver(self) -> None:
-        inactive = self.options.features.close_inactive_after
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + inactive
-        while True:
-            wake = deadline
-            if self.presence is not None:
-                wake = min(wake, loop.time() + PRESENCE_TICK)
-            try:
-                # Not wait_for: it runs the wait in a task of its own, one more task per
-                # subscriber per event (docs/benchmarks.md, "Managed event stream").
-                async with asyncio.timeout_at(wake):
-                    item = await self.sub.next()
-            except TimeoutError:
-                if loop.time() >= deadline:
-                    raise Closing(CloseCode.NO_MESSAGES_TIMEOUT) from None
-                if self.presence is not None:
-                    await self._send_events(self.presence.leaves())
-                continue
-            if isinstance(item, Closing):
-                raise item
-            deadline = loop.time() + inactive
-            await self._send(item)
+        idle = _IdleAlarm(self.sub, self.options.features.close_inactive_after)
+        try:
+            while True:
+                item = await self._next()
+                if item is None:
+                    continue
+                if isinstance(item, Closing):
+                    raise item
+                idle.touch()
+                await self._send(item)
+        finally:
+            idle.cancel()
+
+    async def _next(self) -> EventBatch | Closing | None:
+        """What the subscription brings next; None when a look for users who left (synthetic
+        presence) was due first, and taken."""
+        if self.presence is None:
+            return await self.sub.next()
+        try:
+            async with asyncio.timeout(PRESENCE_TICK):
+                return await self.sub.next()
+        except TimeoutError:
+            await self._send_events(self.presence.leaves())
+            return None
 
     async def _send(self, batch: EventBatch) -> None:
         if not self.options.json:
@@ -315,6 +317,32 @@ class _Pump:
             return
         for event in events:
             await self.ws.send_text(dumps(event))
+
+
+class _IdleAlarm:
+    """Ends a subscription with 4006 once nothing came for `after` seconds. One timer per quiet
+    spell, re-armed when it finds that something came: a timeout around each wait cost a timer
+    per subscriber per event (docs/benchmarks.md, "Managed event stream")."""
+
+    def __init__(self, sub: Subscription, after: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.sub = sub
+        self.after = after
+        self.last = self.loop.time()
+        self.handle = self.loop.call_at(self.last + after, self._check)
+
+    def touch(self) -> None:
+        self.last = self.loop.time()
+
+    def _check(self) -> None:
+        due = self.last + self.after
+        if self.loop.time() >= due:
+            self.sub.offer(Closing(CloseCode.NO_MESSAGES_TIMEOUT))
+        else:
+            self.handle = self.loop.call_at(due, self._check)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
 
 
 async def _first_of(waits: list[Coroutine[Any, Any, None]]) -> None:
