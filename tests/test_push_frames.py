@@ -4,6 +4,7 @@ parser, which share nothing with them."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 
 import pytest
@@ -17,8 +18,10 @@ from TikTokLive.proto import (
     WebcastImEnterRoomMessage,
     WebcastPushFrame,
 )
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
-from livegate.tiktok import frames
+from livegate.tiktok import frames, push
 
 
 def _result() -> ProtoMessageFetchResult:
@@ -118,8 +121,10 @@ def test_a_msg_frame_built_for_subscribers_parses_with_tiktoklives_classes() -> 
 
 def test_live_end_is_a_control_message_with_action_3() -> None:
     def control(action: int) -> BaseProtoMessage:
-        common = CommonMessageData(method="WebcastControlMessage", msg_id=1)
-        payload = bytes(WebcastControlMessage(common=common, action=action))
+        # Not a local `common`: pydantic resolves the proto classes' forward references in
+        # the caller's frame, where it would shadow TikTokLiveProto's module of that name.
+        head = CommonMessageData(method="WebcastControlMessage", msg_id=1)
+        payload = bytes(WebcastControlMessage(common=head, action=action))
         return BaseProtoMessage(method="WebcastControlMessage", payload=payload)
 
     assert frames.ends_stream(control(3))
@@ -127,3 +132,31 @@ def test_live_end_is_a_control_message_with_action_3() -> None:
     assert not frames.ends_stream(BaseProtoMessage(method="WebcastControlMessage", payload=b"\xff"))
     chat = BaseProtoMessage(method="WebcastChatMessage", payload=bytes(control(3).payload))
     assert not frames.ends_stream(chat)
+
+
+def test_a_gzip_that_unzips_past_the_bound_is_a_bad_frame() -> None:
+    bomb = gzip.compress(b"\0" * (frames.MAX_RESULT_BYTES + 1))
+    data = bytes(WebcastPushFrame(payload_type="msg", payload=bomb))
+    with pytest.raises(frames.BadFrame, match="unzips past"):
+        frames.decode_msg_frame(data)
+    cut = gzip.compress(bytes(_result()))[:-6]
+    with pytest.raises(frames.BadFrame, match="truncated"):
+        frames.decode_msg_frame(bytes(WebcastPushFrame(payload_type="msg", payload=cut)))
+
+
+async def test_a_push_frame_over_the_bound_closes_the_socket() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(b"\0" * (push.MAX_FRAME_BYTES + 1))
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        socket = await push.open_push(
+            f"ws://127.0.0.1:{port}/", cookies={}, user_agent=None, subprotocols=[]
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                async for _ in socket.frames():
+                    pass
+        assert closed.value.sent is not None
+        assert closed.value.sent.code == 1009  # message too big

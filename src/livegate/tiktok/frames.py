@@ -14,7 +14,6 @@ decoding a push frame the largest part of an event upstream's CPU (docs/benchmar
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from typing import Any, NamedTuple, Protocol
@@ -25,6 +24,9 @@ from TikTokLive import proto
 from livegate.tiktok.schema import Schema
 
 GZIP_MAGIC = b"\x1f\x8b"
+# TikTok's fetch results are kilobytes; a payload that unzips past this is refused rather than
+# held (a small gzip can stand for gigabytes).
+MAX_RESULT_BYTES = 8 * 1024 * 1024
 CONTROL_METHOD = "WebcastControlMessage"
 STREAM_ENDED = 3  # ControlAction.STREAM_ENDED: TikTok's "live end"
 _PING_RE = re.compile(r"ping-interval=([0-9.]+)")
@@ -77,14 +79,25 @@ def decode_msg_frame(data: bytes) -> MsgFrame | None:
     payload = frame.payload
     gzipped = any(h.key == "compress_type" and h.value == "gzip" for h in frame.headers)
     if gzipped or payload[:2] == GZIP_MAGIC:
-        try:
-            payload = gzip.decompress(payload)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise BadFrame(f"bad gzip payload ({type(exc).__name__})") from None
+        payload = _gunzip(payload)
     try:
         return MsgFrame(frame, FetchResult.FromString(payload), payload)
     except UPB_ERRORS as exc:
         raise BadFrame(f"undecodable fetch result ({type(exc).__name__})") from None
+
+
+def _gunzip(data: bytes) -> bytes:
+    """One gzip member, unzipped to at most MAX_RESULT_BYTES (BadFrame past that)."""
+    unzip = zlib.decompressobj(16 + zlib.MAX_WBITS)  # 16: a gzip header and trailer
+    try:
+        out = unzip.decompress(data, MAX_RESULT_BYTES)
+    except zlib.error as exc:
+        raise BadFrame(f"bad gzip payload ({type(exc).__name__})") from None
+    if unzip.unconsumed_tail:
+        raise BadFrame(f"gzip payload unzips past {MAX_RESULT_BYTES} bytes")
+    if not unzip.eof:
+        raise BadFrame("bad gzip payload (truncated)")
+    return out
 
 
 def _frame(payload_type: str, payload: bytes, **fields: Any) -> bytes:

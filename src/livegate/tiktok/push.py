@@ -21,6 +21,9 @@ from livegate.tiktok.http import DEFAULT_USER_AGENT
 log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT = 4.0
+# TikTok's push frames are kilobytes (and TikTokLive's client refuses frames over websockets'
+# default of 1 MiB); a larger one closes the socket (1009) instead of being held in memory.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 
 class PushRefused(Exception):
@@ -86,7 +89,7 @@ async def open_push(
             ping_interval=None,
             ping_timeout=None,
             close_timeout=2,
-            max_size=None,
+            max_size=MAX_FRAME_BYTES,
             compression=None,
             proxy=None,
         )
