@@ -27,8 +27,12 @@ from livegate.tiktok import frames, push
 def _result() -> ProtoMessageFetchResult:
     return ProtoMessageFetchResult(
         messages=[
-            BaseProtoMessage(method="WebcastChatMessage", payload=b"\x0a\x02hi", msg_id=11),
-            BaseProtoMessage(method="WebcastLikeMessage", payload=b"\x10\x05", msg_id=12),
+            BaseProtoMessage(
+                method="WebcastChatMessage", payload=b"\x0a\x02hi", msg_id=11, offset=4
+            ),
+            BaseProtoMessage(
+                method="WebcastLikeMessage", payload=b"\x10\x05", msg_id=12, msg_type=2
+            ),
         ],
         cursor="t-1_r-1",
         internal_ext="internal_src:dim|seq:2",

@@ -129,10 +129,10 @@ def msg_frame(seq: int, log_id: int, result: bytes) -> bytes:
 
 
 def fetch_result(messages: list[PushMessage], cursor: str, internal_ext: str, now: int) -> bytes:
-    """A fetch result holding these messages, as a push frame's payload carries them."""
+    """A fetch result holding these messages (a FetchResult's own, every field of them kept),
+    as a push frame's payload carries them."""
     result = FetchResult(cursor=cursor, internal_ext=internal_ext, now=now, fetch_interval=1000)
-    for m in messages:
-        result.messages.add(method=m.method, payload=m.payload, msg_id=m.msg_id)
+    result.messages.extend(messages)
     encoded: bytes = result.SerializeToString()
     return encoded
 
