@@ -4,8 +4,8 @@ and wire types, as google.protobuf (upb) classes built once per process.
 
 Written by hand from the protocol (the numbers as TikTokLive's proto classes carry them), never
 derived from the gateway's schema: the simulator shares no encoder with the client it checks.
-upb encodes a message in a few microseconds where the proto classes spent most of a millisecond
-validating it (docs/benchmarks.md, "Managed event stream").
+upb, not the proto classes, because those validate every message they encode, which made the
+simulator the first limit of the event benchmark (docs/benchmarks.md, "Managed event stream").
 
 Proto3 with implicit presence, as TikTok's messages are: a scalar equal to its default (0, "",
 false) is not written, which is what the proto classes did too; a message field is written
